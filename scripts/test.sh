@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The one command that runs every test on a fresh machine:
+#   bash scripts/test.sh            (or: npm test, once node_modules exists)
+# It installs what the tests need (Debian's docker-registry and skopeo, the npm
+# dependencies), builds, and runs the whole vitest suite. Extra arguments go to vitest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages: ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "error: the tests need Debian packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
+    exit 2
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent
+npx vitest run "$@"

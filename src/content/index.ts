@@ -1,0 +1,3 @@
+export * from './memory.js';
+export * from './read.js';
+export * from './storage.js';
