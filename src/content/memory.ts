@@ -71,6 +71,17 @@ export class MemoryStore implements Target, ReferrerLister, TagLister {
     return filterByArtifactType(this.#referrers.get(subject.digest) ?? [], options.artifactType);
   }
 
+  /** A manifest by tag or digest with its exact bytes (the DiscoverySource shape). */
+  async fetchManifest(reference: string): Promise<{ desc: Descriptor; bytes: Buffer }> {
+    const desc = await this.resolve(reference);
+    return { desc, bytes: this.#blobs.get(desc.digest)!.bytes };
+  }
+
+  /** Referrers as a registry with the API would list them. */
+  async referrersFromApi(subject: Descriptor): Promise<Descriptor[] | undefined> {
+    return this.referrers(subject);
+  }
+
   bytes(digest: Digest | string): Buffer | undefined {
     return this.#blobs.get(digest)?.bytes;
   }
