@@ -39,11 +39,13 @@ function isSigstoreBundleType(t: string | undefined): boolean {
  * an attachment selected by type.
  */
 export function classify(m: Manifest, viaCosignTag?: CosignSuffix): Classification {
+  // What a cosign .sig tag holds is a signature by convention; verification decides whether it is a good one.
+  if (viaCosignTag === 'sig') return { kind: 'signature', types: [] };
   if (isIndex(m)) {
     const t = m.artifactType;
     return { kind: kindOfType(t ?? ''), types: t ? [t] : [] };
   }
-  if (viaCosignTag === 'sig' || isSimpleSigning(m) || m.artifactType === MediaType.CosignArtifactSig) {
+  if (isSimpleSigning(m) || m.artifactType === MediaType.CosignArtifactSig) {
     return { kind: 'signature', types: [] };
   }
   const bundleType = isSigstoreBundleType(m.artifactType)
