@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { RunContext } from './main.js';
+import { register as serve } from './serve.js';
 
 /**
  * Each command module exports one `register(program, ctx)`. A command is listed
@@ -7,4 +8,4 @@ import type { RunContext } from './main.js';
  */
 export type RegisterCommand = (program: Command, ctx: RunContext) => void;
 
-export const COMMANDS: RegisterCommand[] = [];
+export const COMMANDS: RegisterCommand[] = [serve];
