@@ -1,0 +1,520 @@
+import { pipeline, type Readable } from 'node:stream';
+import { AirlockError, isAirlockError } from '../errors.js';
+import { dump, header, readBody, redact, type HttpResponse } from '../http/transport.js';
+import type { OpOptions, ReferrerLister, ReferrersOptions, TagLister, Target } from '../content/storage.js';
+import { readAll, toReadable } from '../content/read.js';
+import { digestAlgorithm, digestOf, isDigest, verifyBytes, VerifyingStream, type Digest } from '../oci/digest.js';
+import { isIndex, parseDescriptor, parseManifest, type Descriptor } from '../oci/manifest.js';
+import { isManifestMediaType, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType } from '../oci/media-types.js';
+import { fallbackTag, filterByArtifactType } from '../oci/referrers.js';
+import { repositoryScope, type RegistrySession } from './session.js';
+
+export type ReferrersApiState = 'unknown' | 'yes' | 'no';
+
+export interface RepositoryTuning {
+  /** blobs at least this large are uploaded in PATCH chunks (default 256 MiB) */
+  chunkThreshold?: number;
+  /** size of one PATCH chunk (default 32 MiB); bounds the memory an upload holds */
+  chunkSize?: number;
+}
+
+/**
+ * One repository of one registry, speaking the OCI distribution-spec. It is a
+ * Target (fetch, exists, push, resolve, tag) and lists tags and referrers.
+ * Every read is checked for size and digest; manifests are kept as served.
+ */
+export class Repository implements Target, ReferrerLister, TagLister {
+  readonly registry: string;
+  readonly name: string;
+  readonly #s: RegistrySession;
+  readonly #chunkThreshold: number;
+  readonly #chunkSize: number;
+  #referrersApi: ReferrersApiState = 'unknown';
+
+  constructor(session: RegistrySession, registry: string, name: string, tuning: RepositoryTuning = {}) {
+    this.#s = session;
+    this.registry = registry;
+    this.name = name;
+    this.#chunkThreshold = tuning.chunkThreshold ?? 256 * 1024 * 1024;
+    this.#chunkSize = tuning.chunkSize ?? 32 * 1024 * 1024;
+  }
+
+  toString(): string {
+    return `${this.registry}/${this.name}`;
+  }
+
+  // ---- reads -------------------------------------------------------------
+
+  /** A blob or manifest as a stream that errors unless its bytes match `desc`. */
+  async fetch(desc: Descriptor, options: OpOptions = {}): Promise<Readable> {
+    const manifest = isManifestMediaType(desc.mediaType);
+    const what = `${manifest ? 'manifest' : 'blob'} ${desc.digest}`;
+    const res = await this.#send('pull', {
+      method: 'GET',
+      url: `${this.name}/${manifest ? 'manifests' : 'blobs'}/${desc.digest}`,
+      headers: manifest ? { accept: acceptFor(desc.mediaType) } : {},
+      signal: options.signal,
+      // Blob GETs are commonly redirected to storage; the transport drops
+      // Authorization when the redirect leaves the registry's origin.
+      followRedirects: !manifest,
+    });
+    if (res.status !== 200) throw await this.#fail(res, `fetching ${what}`);
+    const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `${what} of ${this}`, ...this.#side() });
+    // pipeline destroys the HTTP body if the consumer stops early or the check fails.
+    pipeline(res.body, verifier, () => undefined);
+    return verifier;
+  }
+
+  /** HEAD: is the blob or manifest present? */
+  async exists(desc: Descriptor, options: OpOptions = {}): Promise<boolean> {
+    const manifest = isManifestMediaType(desc.mediaType);
+    const res = await this.#send('pull', {
+      method: 'HEAD',
+      url: `${this.name}/${manifest ? 'manifests' : 'blobs'}/${desc.digest}`,
+      headers: manifest ? { accept: acceptFor(desc.mediaType) } : {},
+      signal: options.signal,
+      followRedirects: !manifest,
+    });
+    await dump(res);
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    throw await this.#fail(res, `checking ${desc.digest}`);
+  }
+
+  /** A tag or digest to the descriptor of its manifest: HEAD, else GET when the HEAD answer is not enough. */
+  async resolve(reference: string, options: OpOptions = {}): Promise<Descriptor> {
+    const res = await this.#send('pull', {
+      method: 'HEAD',
+      url: `${this.name}/manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      signal: options.signal,
+    });
+    await dump(res);
+    if (res.status === 404) throw await this.#fail(res, `resolving ${reference}`);
+    if (res.status === 401 || res.status === 403) throw await this.#fail(res, `resolving ${reference}`);
+    const dcd = header(res, 'docker-content-digest');
+    const type = mediaTypeOf(header(res, 'content-type'));
+    const size = Number(header(res, 'content-length'));
+    if (res.status === 200 && dcd && isDigest(dcd) && isManifestMediaType(type) && Number.isSafeInteger(size) && size > 0) {
+      if (isDigest(reference) && dcd !== reference) {
+        throw this.#s.error('DIGEST_MISMATCH', `resolving ${reference} in ${this}: the registry answered with digest ${dcd}`);
+      }
+      return { mediaType: type!, digest: dcd, size };
+    }
+    return (await this.fetchManifest(reference, options)).desc;
+  }
+
+  /**
+   * A manifest by tag or digest, with its bytes exactly as served. The digest is
+   * checked against the reference when it is one, else against
+   * Docker-Content-Digest when the registry sends it.
+   */
+  async fetchManifest(reference: string, options: OpOptions = {}): Promise<{ desc: Descriptor; bytes: Buffer }> {
+    const what = `manifest ${reference}`;
+    const res = await this.#send('pull', {
+      method: 'GET',
+      url: `${this.name}/manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      signal: options.signal,
+    });
+    if (res.status !== 200) throw await this.#fail(res, `fetching ${what}`);
+    const declared = Number(header(res, 'content-length'));
+    if (Number.isSafeInteger(declared) && declared > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw this.#s.error('MANIFEST_INVALID', `${what} of ${this}: ${declared} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit for manifests`);
+    }
+    const bytes = await readAll(res.body, MAX_MANIFEST_BYTES, `${what} of ${this}`);
+    const dcd = header(res, 'docker-content-digest');
+    const expected: Digest | undefined = isDigest(reference) ? reference : dcd !== undefined && isDigest(dcd) ? dcd : undefined;
+    const digest = digestOf(bytes, expected ? digestAlgorithm(expected) : 'sha256');
+    if (expected !== undefined && digest !== expected) {
+      throw this.#s.error('DIGEST_MISMATCH', `${what} of ${this}: content hashes to ${digest}, not ${expected}`);
+    }
+    if (isDigest(reference) && dcd !== undefined && isDigest(dcd) && digestAlgorithm(dcd) === digestAlgorithm(reference) && dcd !== reference) {
+      throw this.#s.error('DIGEST_MISMATCH', `${what} of ${this}: the registry claims digest ${dcd}`);
+    }
+    const served = mediaTypeOf(header(res, 'content-type'));
+    const m = parseManifest(bytes, { what: `${what} of ${this}`, ...this.#side(), ...(isManifestMediaType(served) ? { mediaType: served! } : {}) });
+    const mediaType = typeof m.mediaType === 'string' ? m.mediaType : isManifestMediaType(served) ? served! : isIndex(m) ? MediaType.OciIndex : MediaType.OciManifest;
+    const desc: Descriptor = {
+      mediaType,
+      digest: expected ?? digest,
+      size: bytes.byteLength,
+      ...(m.artifactType !== undefined ? { artifactType: m.artifactType } : {}),
+    };
+    return { desc, bytes };
+  }
+
+  /** Tags, following `Link` pagination (distribution-spec "Listing Tags"). */
+  async *tags(options: OpOptions & { last?: string; n?: number } = {}): AsyncIterable<string> {
+    const first = new URL(`${this.name}/tags/list`, this.#s.baseUrl(this.registry));
+    if (options.n !== undefined) first.searchParams.set('n', String(options.n));
+    if (options.last !== undefined) first.searchParams.set('last', options.last);
+    let url: URL | undefined = first;
+    while (url) {
+      const res = await this.#send('pull', { method: 'GET', url, headers: { accept: 'application/json' }, signal: options.signal });
+      if (res.status !== 200) throw await this.#fail(res, 'listing tags');
+      const doc = await readJson(res, `tag list of ${this}`, this);
+      const tags = (doc as { tags?: unknown }).tags;
+      if (tags !== null && tags !== undefined && !Array.isArray(tags)) {
+        throw this.#s.error('REGISTRY', `tag list of ${this}: "tags" is not an array`);
+      }
+      for (const t of (tags ?? []) as unknown[]) if (typeof t === 'string') yield t;
+      url = nextLink(header(res, 'link'), url);
+    }
+  }
+
+  // ---- writes ------------------------------------------------------------
+
+  /**
+   * Store content under `desc`. Manifests (by media type) are PUT by digest;
+   * blobs are skipped when present, else uploaded POST+PUT, or in PATCH chunks
+   * above the chunk threshold. Size and digest are checked as the bytes leave.
+   */
+  async push(desc: Descriptor, content: Readable | Uint8Array, options: OpOptions & { chunked?: boolean } = {}): Promise<void> {
+    if (isManifestMediaType(desc.mediaType)) {
+      const bytes = content instanceof Uint8Array ? content : await readAll(content, MAX_MANIFEST_BYTES, `manifest ${desc.digest}`);
+      await this.pushManifest(desc, bytes, options);
+      return;
+    }
+    if (content instanceof Uint8Array) verifyBytes(content, { digest: desc.digest, size: desc.size, what: `blob ${desc.digest}`, ...this.#side() });
+    if (await this.exists(desc, options)) {
+      if (!(content instanceof Uint8Array)) content.destroy();
+      return;
+    }
+    const location = await this.#startUpload(desc, options);
+    try {
+      const chunked = options.chunked ?? desc.size >= this.#chunkThreshold;
+      if (chunked) await this.#uploadChunks(desc, content, location, options);
+      else await this.#uploadMonolithic(desc, content, location, options);
+    } catch (e) {
+      await this.#cancelUpload(location.url);
+      throw e;
+    }
+  }
+
+  /**
+   * PUT manifest bytes under their digest, or under `tag`, with their own media
+   * type. `subjectAccepted` is true when the registry answered OCI-Subject with
+   * the manifest's subject (distribution-spec "Pushing Manifests with Subject"):
+   * it then maintains the referrers list itself.
+   */
+  async pushManifest(desc: Descriptor, bytes: Uint8Array, options: OpOptions & { tag?: string } = {}): Promise<{ subjectAccepted: boolean }> {
+    verifyBytes(bytes, { digest: desc.digest, size: desc.size, what: `manifest ${desc.digest}`, ...this.#side() });
+    const target = options.tag ?? desc.digest;
+    const res = await this.#send('pull,push', {
+      method: 'PUT',
+      url: `${this.name}/manifests/${target}`,
+      headers: { 'content-type': desc.mediaType },
+      body: bytes,
+      signal: options.signal,
+    });
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202) {
+      throw await this.#fail(res, `pushing manifest ${desc.digest}${options.tag ? ` as tag ${options.tag}` : ''}`);
+    }
+    await dump(res);
+    const dcd = header(res, 'docker-content-digest');
+    if (dcd !== undefined && isDigest(dcd) && digestAlgorithm(dcd) === digestAlgorithm(desc.digest) && dcd !== desc.digest) {
+      throw this.#s.error('DIGEST_MISMATCH', `pushing manifest ${desc.digest} to ${this}: the registry stored it as ${dcd}`);
+    }
+    let subject: string | undefined;
+    try {
+      subject = parseManifest(bytes, { mediaType: desc.mediaType }).subject?.digest;
+    } catch {
+      subject = undefined;
+    }
+    return { subjectAccepted: subject !== undefined && header(res, 'oci-subject') === subject };
+  }
+
+  /** Point `tag` at a manifest: PUT its exact bytes under the tag with its media type. */
+  async tag(desc: Descriptor, bytes: Uint8Array, tag: string, options: OpOptions = {}): Promise<void> {
+    await this.pushManifest(desc, bytes, { ...options, tag });
+  }
+
+  /**
+   * Cross-repository blob mount (distribution-spec "Mounting a blob from another
+   * repository"). false when the registry opened an upload session instead; the
+   * session is cancelled.
+   */
+  async mount(desc: Descriptor, fromRepository: string, options: OpOptions = {}): Promise<boolean> {
+    const url = new URL(`${this.name}/blobs/uploads/`, this.#s.baseUrl(this.registry));
+    url.searchParams.set('mount', desc.digest);
+    url.searchParams.set('from', fromRepository);
+    const res = await this.#s.send(this.registry, [repositoryScope(this.name, 'pull,push'), repositoryScope(fromRepository, 'pull')], {
+      method: 'POST',
+      url,
+      headers: { 'content-length': '0' },
+      signal: options.signal,
+    });
+    await dump(res);
+    if (res.status === 201) return true;
+    if (res.status === 202) {
+      const loc = header(res, 'location');
+      if (loc) await this.#cancelUpload(new URL(loc, url));
+      return false;
+    }
+    throw await this.#fail(res, `mounting ${desc.digest} from ${fromRepository}`);
+  }
+
+  async deleteManifest(digest: Digest, options: OpOptions = {}): Promise<void> {
+    const res = await this.#send('delete', { method: 'DELETE', url: `${this.name}/manifests/${digest}`, signal: options.signal });
+    if (res.status === 202 || res.status === 200) {
+      await dump(res);
+      return;
+    }
+    throw await this.#fail(res, `deleting manifest ${digest}`);
+  }
+
+  // ---- referrers ---------------------------------------------------------
+
+  /** What we learnt about this repository's referrers API. */
+  referrersApi(): ReferrersApiState {
+    return this.#referrersApi;
+  }
+
+  /**
+   * Referrers of `subject`: the API's list when the registry has the API, else
+   * the `<alg>-<hex>` fallback tag index. The artifactType filter is re-applied here.
+   */
+  async referrers(subject: Descriptor, options: ReferrersOptions = {}): Promise<Descriptor[]> {
+    const api = await this.referrersFromApi(subject, options);
+    if (api !== undefined) return api;
+    return (await this.referrersFromFallback(subject, options)).list;
+  }
+
+  /**
+   * The referrers API listing (distribution-spec "Listing Referrers"), all pages;
+   * undefined when the registry has no API. 404/405 or an answer that is not an
+   * index means no API; a missing repository does not decide it.
+   */
+  async referrersFromApi(subject: Descriptor, options: ReferrersOptions = {}): Promise<Descriptor[] | undefined> {
+    if (this.#referrersApi === 'no') return undefined;
+    let url: URL | undefined = new URL(`${this.name}/referrers/${subject.digest}`, this.#s.baseUrl(this.registry));
+    if (options.artifactType !== undefined) url.searchParams.set('artifactType', options.artifactType);
+    const out: Descriptor[] = [];
+    while (url) {
+      const res = await this.#send('pull', { method: 'GET', url, headers: { accept: MediaType.OciIndex }, signal: options.signal });
+      if (res.status === 404 || res.status === 405 || res.status === 400) {
+        const err = await this.#s.responseError(res, { registry: this.registry, repository: this.name, what: 'listing referrers' });
+        if (err.detail?.registryError === 'NAME_UNKNOWN') return [];
+        this.#referrersApi = 'no';
+        return undefined;
+      }
+      if (res.status !== 200) throw await this.#fail(res, `listing referrers of ${subject.digest}`);
+      const type = mediaTypeOf(header(res, 'content-type'));
+      const body = await readBody(res, MAX_MANIFEST_BYTES);
+      let manifests: unknown;
+      try {
+        manifests = (JSON.parse(body.toString('utf8')) as { manifests?: unknown }).manifests;
+      } catch {
+        manifests = undefined;
+      }
+      if ((type !== undefined && type !== MediaType.OciIndex && type !== 'application/json') || !Array.isArray(manifests)) {
+        this.#referrersApi = 'no';
+        return undefined;
+      }
+      this.#referrersApi = 'yes';
+      manifests.forEach((d, i) => out.push(parseDescriptor(d, `referrers of ${subject.digest} in ${this} [${i}]`, this.#s.side)));
+      url = nextLink(header(res, 'link'), url);
+    }
+    // OCI-Filters-Applied says whether the server filtered; a server may ignore
+    // the filter, so it is applied again whatever the header says.
+    return filterByArtifactType(out, options.artifactType);
+  }
+
+  /**
+   * The fallback tag index (distribution-spec "Referrers Tag Schema"): its list,
+   * and its descriptor and bytes when it exists so a writer can merge into it.
+   */
+  async referrersFromFallback(
+    subject: Descriptor,
+    options: ReferrersOptions = {},
+  ): Promise<{ list: Descriptor[]; desc?: Descriptor; bytes?: Buffer }> {
+    let got: { desc: Descriptor; bytes: Buffer };
+    try {
+      got = await this.fetchManifest(fallbackTag(subject.digest), options);
+    } catch (e) {
+      if (isAirlockError(e, 'NOT_FOUND')) return { list: [] };
+      throw e;
+    }
+    const m = parseManifest(got.bytes, { mediaType: got.desc.mediaType, what: `referrers fallback tag ${fallbackTag(subject.digest)} of ${this}`, ...this.#side() });
+    if (!isIndex(m)) {
+      throw this.#s.error('MANIFEST_INVALID', `referrers fallback tag ${fallbackTag(subject.digest)} of ${this}: is not an image index`);
+    }
+    return { list: filterByArtifactType(m.manifests, options.artifactType), desc: got.desc, bytes: got.bytes };
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  async #startUpload(desc: Descriptor, options: OpOptions): Promise<{ url: URL }> {
+    const res = await this.#send('pull,push', {
+      method: 'POST',
+      url: `${this.name}/blobs/uploads/`,
+      headers: { 'content-length': '0' },
+      signal: options.signal,
+    });
+    await dump(res);
+    const loc = header(res, 'location');
+    if (res.status !== 202 || !loc) {
+      if (res.status === 202) throw this.#s.error('REGISTRY', `starting the upload of ${desc.digest} to ${this}: no Location in the answer`);
+      throw await this.#fail(res, `starting the upload of ${desc.digest}`);
+    }
+    return { url: new URL(loc, res.url) };
+  }
+
+  async #uploadMonolithic(desc: Descriptor, content: Readable | Uint8Array, location: { url: URL }, options: OpOptions): Promise<void> {
+    const url = withDigest(location.url, desc.digest);
+    let body: Uint8Array | Readable;
+    let verifyError: unknown;
+    if (content instanceof Uint8Array) {
+      body = content;
+    } else {
+      const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest} pushed to ${this}`, ...this.#side() });
+      pipeline(content, verifier, (e) => {
+        if (e) verifyError = e;
+      });
+      verifier.on('error', (e) => (verifyError ??= e));
+      body = verifier;
+    }
+    let res: HttpResponse;
+    try {
+      res = await this.#send('pull,push', {
+        method: 'PUT',
+        url,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+        body,
+        signal: options.signal,
+      });
+    } catch (e) {
+      throw verifyError ?? e;
+    }
+    if (verifyError) {
+      await dump(res);
+      throw verifyError;
+    }
+    await this.#finishUpload(res, desc);
+  }
+
+  async #uploadChunks(desc: Descriptor, content: Readable | Uint8Array, location: { url: URL }, options: OpOptions): Promise<void> {
+    const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest} pushed to ${this}`, ...this.#side() });
+    const source: Readable = toReadable(content);
+    pipeline(source, verifier, () => undefined);
+    let url = location.url;
+    let offset = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (pendingBytes === 0) return;
+      const chunk = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      // distribution-spec "Pushing a blob in chunks": Content-Range is inclusive.
+      const res = await this.#send('pull,push', {
+        method: 'PATCH',
+        url,
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-range': `${offset}-${offset + chunk.length - 1}`,
+          'content-length': String(chunk.length),
+        },
+        body: chunk,
+        signal: options.signal,
+        retry: false,
+      });
+      await dump(res);
+      if (res.status !== 202) throw await this.#fail(res, `uploading a chunk of ${desc.digest} at offset ${offset}`);
+      offset += chunk.length;
+      const loc = header(res, 'location');
+      if (loc) url = new URL(loc, url);
+    };
+    for await (const c of verifier) {
+      const b = c as Buffer;
+      pending.push(b);
+      pendingBytes += b.length;
+      if (pendingBytes >= this.#chunkSize) await flush();
+    }
+    await flush();
+    const res = await this.#send('pull,push', {
+      method: 'PUT',
+      url: withDigest(url, desc.digest),
+      headers: { 'content-length': '0' },
+      signal: options.signal,
+    });
+    await this.#finishUpload(res, desc);
+  }
+
+  async #finishUpload(res: HttpResponse, desc: Descriptor): Promise<void> {
+    if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw await this.#fail(res, `completing the upload of ${desc.digest}`);
+    await dump(res);
+    const dcd = header(res, 'docker-content-digest');
+    if (dcd !== undefined && isDigest(dcd) && dcd !== desc.digest) {
+      throw this.#s.error('DIGEST_MISMATCH', `upload of ${desc.digest} to ${this}: the registry stored ${dcd}`);
+    }
+  }
+
+  async #cancelUpload(url: URL): Promise<void> {
+    try {
+      const res = await this.#send('pull,push', { method: 'DELETE', url, retry: false });
+      await dump(res);
+    } catch {
+      // best effort: an abandoned session is garbage-collected by the registry
+    }
+  }
+
+  #send(
+    actions: 'pull' | 'pull,push' | 'delete',
+    req: Parameters<RegistrySession['send']>[2],
+  ): Promise<HttpResponse> {
+    const scope = repositoryScope(this.name, actions === 'delete' ? '*' : actions);
+    return this.#s.send(this.registry, [scope], req);
+  }
+
+  async #fail(res: HttpResponse, what: string): Promise<AirlockError> {
+    return this.#s.responseError(res, { registry: this.registry, repository: this.name, what });
+  }
+
+  #side(): { side?: 'source' | 'destination' } {
+    const s = this.#s.side;
+    return s === 'source' || s === 'destination' ? { side: s } : {};
+  }
+}
+
+function acceptFor(mediaType: string): string {
+  return [mediaType, ...MANIFEST_ACCEPT.split(', ').filter((t) => t !== mediaType)].join(', ');
+}
+
+function mediaTypeOf(contentType: string | undefined): string | undefined {
+  if (!contentType) return undefined;
+  const t = contentType.split(';')[0]!.trim();
+  return t === '' ? undefined : t;
+}
+
+function withDigest(url: URL, digest: Digest): URL {
+  const u = new URL(url);
+  u.searchParams.set('digest', digest);
+  return u;
+}
+
+/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL. */
+export function nextLink(link: string | undefined, base: URL): URL | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (m && /\brel\s*=\s*"?next"?/i.test(m[2]!)) {
+      const next = new URL(m[1]!, base);
+      // Never let pagination carry the session to another origin.
+      if (next.origin !== base.origin) return undefined;
+      return next;
+    }
+  }
+  return undefined;
+}
+
+async function readJson(res: HttpResponse, what: string, repo: Repository): Promise<unknown> {
+  const body = await readBody(res, 16 * 1024 * 1024);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new AirlockError('REGISTRY', `${what}: the registry answered something that is not JSON (${redact(res.url)} of ${repo})`);
+  }
+}
