@@ -14,12 +14,15 @@ export class YamlCursor {
   readonly path: string;
   /** where a missing value would have been: the parent's position */
   readonly #fallbackOffset: number;
+  /** the mapping key this value belongs to, when it is a mapping value */
+  readonly #keyNode: Node | null;
 
-  constructor(node: Node | null, src: SourceInfo, path: string, fallbackOffset = 0) {
+  constructor(node: Node | null, src: SourceInfo, path: string, fallbackOffset = 0, keyNode: Node | null = null) {
     this.#node = node;
     this.#src = src;
     this.path = path;
     this.#fallbackOffset = fallbackOffset;
+    this.#keyNode = keyNode;
   }
 
   /** the file this node came from */
@@ -36,12 +39,16 @@ export class YamlCursor {
     return this.#src.lineCounter.linePos(this.#offset).line;
   }
 
+  // A scalar is reported on its own line; a block mapping or list starts on the
+  // line after its key, so errors about it point at the key, where the user looks.
   get #offset(): number {
+    const keyOffset = this.#keyNode?.range?.[0];
+    if (keyOffset !== undefined && (this.#node === null || !isScalar(this.#node))) return keyOffset;
     return this.#node?.range?.[0] ?? this.#fallbackOffset;
   }
 
   /** `FILE:LINE: path: message` as an AirlockError('CONFIG'). */
-  fail(message: string, at: Node | null = this.#node, field: string = this.path): never {
+  fail(message: string, at?: Node | null, field: string = this.path): never {
     const offset = at?.range?.[0] ?? this.#offset;
     const line = this.#src.lineCounter.linePos(offset).line;
     const where = field === '' ? '' : `${field}: `;
@@ -68,7 +75,7 @@ export class YamlCursor {
         this.fail(`unknown field${hint !== undefined ? ` (did you mean "${hint}"?)` : ''}${list}`, keyNode, field);
       }
       const value = checkNoAlias(pair.value as Node | null, this.#src, field, keyNode);
-      out.set(key, new YamlCursor(value, this.#src, field, keyNode?.range?.[0] ?? this.#offset));
+      out.set(key, new YamlCursor(value, this.#src, field, keyNode?.range?.[0] ?? this.#offset, keyNode));
     }
     return out;
   }
@@ -84,7 +91,7 @@ export class YamlCursor {
       if (typeof key !== 'string') this.fail(`keys must be ${what} (strings), not ${describe(keyNode)}`, keyNode);
       const field = this.child(key);
       const value = checkNoAlias(pair.value as Node | null, this.#src, field, keyNode);
-      out.push([key, new YamlCursor(value, this.#src, field, keyNode?.range?.[0] ?? this.#offset)]);
+      out.push([key, new YamlCursor(value, this.#src, field, keyNode?.range?.[0] ?? this.#offset, keyNode)]);
     }
     return out;
   }
