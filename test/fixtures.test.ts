@@ -4,6 +4,9 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { MemoryStore } from '../src/content/memory.js';
+import { fetchBytes } from '../src/content/read.js';
+import { staticCredentials } from '../src/registry/auth.js';
+import { RegistryClient } from '../src/registry/client.js';
 import { isAirlockError } from '../src/errors.js';
 import { digestHex, digestOf, type Digest } from '../src/oci/digest.js';
 import { Annotation, isIndex, parseManifest, successors, type ImageIndex, type ImageManifest } from '../src/oci/manifest.js';
@@ -25,6 +28,7 @@ import {
   type KeyKind,
   type RekorMock,
 } from './support/fixtures/index.js';
+import { startDistribution, type StartedRegistry } from './support/distribution.js';
 
 const REGISTRY = 'quay.io';
 const REPOSITORY = 'airlock-test/app';
@@ -409,6 +413,42 @@ describe('test fixtures', () => {
         expect(index.manifests).toHaveLength(4);
         expect(new Set(index.manifests.map((d) => d.digest)).size).toBe(4);
       });
+    });
+  });
+
+  describe('pushStore into Distribution 2.8 (no referrers API)', () => {
+    let registry: StartedRegistry;
+    let set: FixtureSet;
+    beforeAll(async () => {
+      registry = await startDistribution();
+      set = await buildFixtures({ seed: 'distribution', registry: REGISTRY, repository: REPOSITORY });
+    });
+    afterAll(async () => {
+      await registry?.stop();
+    });
+
+    it('stores every manifest byte-identical under its digest and tag, and referrers are found via the fallback tag', async () => {
+      const client = new RegistryClient({ plainHttp: [registry.host], credentials: staticCredentials({}), retries: 0 });
+      const repo = client.repository(registry.host, REPOSITORY);
+      await pushStore(set.store, repo, { fallbackIndexes: true });
+      for (const [tag, desc] of set.store.tagMap()) {
+        const got = await repo.resolve(tag);
+        expect(got.digest, tag).toBe(desc.digest);
+        expect((await fetchBytes(repo, got)).equals(set.store.bytes(desc.digest)!)).toBe(true);
+      }
+      for (const desc of set.store.descriptors()) expect(await repo.exists(desc), desc.digest).toBe(true);
+      const multi = set.images[1]!;
+      const subject = { mediaType: multi.mediaType, digest: multi.digest, size: multi.size };
+      const listed = await repo.referrers(subject);
+      expect(repo.referrersApi()).toBe('no');
+      expect(listed.map((d) => [d.digest, d.artifactType])).toEqual(
+        set.referrers.filter((r) => r.via === 'referrers' && r.subject === multi.digest).map((r) => [r.digest, r.artifactType]),
+      );
+      const spdx = listed.find((d) => d.artifactType === MediaType.Spdx)!;
+      expect((await repo.referrers(spdx)).map((d) => d.artifactType)).toEqual([MediaType.SigstoreBundle03]);
+      // a second push changes nothing: the fallback index still lists each referrer once
+      await pushStore(set.store, repo, { fallbackIndexes: true });
+      expect((await repo.referrers(subject)).map((d) => d.digest)).toEqual(listed.map((d) => d.digest));
     });
   });
 });
