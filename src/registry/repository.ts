@@ -403,11 +403,7 @@ export class Repository implements Target, ReferrerLister, TagLister {
     let offset = 0;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
-    const flush = async (): Promise<void> => {
-      if (pendingBytes === 0) return;
-      const chunk = Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
+    const send = async (chunk: Buffer): Promise<void> => {
       // distribution-spec "Pushing a blob in chunks": Content-Range is inclusive.
       const res = await this.#send('pull,push', {
         method: 'PATCH',
@@ -427,13 +423,25 @@ export class Repository implements Target, ReferrerLister, TagLister {
       const loc = header(res, 'location');
       if (loc) url = new URL(loc, url);
     };
+    // Send whole chunks of chunkSize as they fill; memory holds at most one chunk plus one read.
+    const flush = async (final: boolean): Promise<void> => {
+      if (pendingBytes === 0 || (!final && pendingBytes < this.#chunkSize)) return;
+      let all = Buffer.concat(pending, pendingBytes);
+      while (all.length >= this.#chunkSize || (final && all.length > 0)) {
+        const n = Math.min(this.#chunkSize, all.length);
+        await send(all.subarray(0, n));
+        all = all.subarray(n);
+      }
+      pending = all.length > 0 ? [all] : [];
+      pendingBytes = all.length;
+    };
     for await (const c of verifier) {
       const b = c as Buffer;
       pending.push(b);
       pendingBytes += b.length;
-      if (pendingBytes >= this.#chunkSize) await flush();
+      await flush(false);
     }
-    await flush();
+    await flush(true);
     const res = await this.#send('pull,push', {
       method: 'PUT',
       url: withDigest(url, desc.digest),
