@@ -3,6 +3,12 @@
 import { main } from '../dist/cli/main.js';
 import { processIO } from '../dist/cli/io.js';
 
+// A closed pipe (`airlock inspect … | head`) is not an error worth a stack trace.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.once(sig, () => controller.abort(new Error(`interrupted by ${sig}`)));

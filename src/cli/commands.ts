@@ -1,6 +1,10 @@
 import type { Command } from 'commander';
 import type { RunContext } from './main.js';
-import { register as serve } from './serve.js';
+import { registerInspect } from './inspect.js';
+import { registerPack } from './pack.js';
+import { register as registerServe } from './serve.js';
+import { registerUnpack } from './unpack.js';
+import { registerVerify } from './verify.js';
 
 /**
  * Each command module exports one `register(program, ctx)`. A command is listed
@@ -8,4 +12,4 @@ import { register as serve } from './serve.js';
  */
 export type RegisterCommand = (program: Command, ctx: RunContext) => void;
 
-export const COMMANDS: RegisterCommand[] = [serve];
+export const COMMANDS: RegisterCommand[] = [registerPack, registerUnpack, registerVerify, registerInspect, registerServe];

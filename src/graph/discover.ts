@@ -96,7 +96,8 @@ export type DiscoveryEvent =
 
 export function platformMatches(p: Platform | undefined, wanted: readonly Platform[]): boolean {
   if (wanted.length === 0) return true;
-  if (!p) return false;
+  // Entries without a platform (buildkit attestation manifests) are not images to filter out.
+  if (!p) return true;
   return wanted.some((w) => w.os === p.os && w.architecture === p.architecture && (w.variant === undefined || w.variant === p.variant));
 }
 

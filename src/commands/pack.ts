@@ -1,0 +1,101 @@
+import type { Fetcher, OpOptions } from '../content/storage.js';
+import { AirlockError, errorLine, isAirlockError } from '../errors.js';
+import { planArchive, type TrustRootContent } from '../archive/build.js';
+import type { Inventory } from '../archive/inventory.js';
+import { discover, type DiscoveryEvent, type DiscoverySource, type TypeSelector } from '../graph/discover.js';
+import { ArchiveWriter } from '../layout/writer.js';
+import type { Platform } from '../oci/manifest.js';
+import type { Reference } from '../oci/reference.js';
+import { VERSION } from '../version.js';
+
+export type PackSource = DiscoverySource & Fetcher;
+
+export interface PackOptions extends OpOptions {
+  images: readonly { ref: Reference; platforms?: readonly Platform[] }[];
+  signatures: boolean;
+  attachments: TypeSelector;
+  platforms?: readonly Platform[];
+  /** the image set as plain data for the inventory; never credentials */
+  imageSet: unknown;
+  output: string;
+  open: (registry: string, repository: string) => PackSource;
+  trustRoots: readonly TrustRootContent[];
+  concurrency?: number;
+  /** seconds since the epoch for tar mtimes and the inventory's `created` (SOURCE_DATE_EPOCH) */
+  epoch: number;
+  onEvent?: (e: PackEvent) => void;
+}
+
+export type PackEvent = DiscoveryEvent | { type: 'blob'; digest: string; size: number; done: number; total: number };
+
+export interface PackReport {
+  output: string;
+  sha256: string;
+  size: number;
+  inventory: Inventory;
+  warnings: string[];
+  seconds: number;
+}
+
+/**
+ * Discover everything first (manifests are small and held in memory), so that
+ * index.json and the inventory are known before any layer is streamed; then
+ * stream each blob from its source into the tar, verified on the way.
+ */
+export async function pack(o: PackOptions): Promise<PackReport> {
+  const started = process.hrtime.bigint();
+  const signal = o.signal;
+  const graph = await discover({
+    images: o.images,
+    open: o.open,
+    signatures: o.signatures,
+    attachments: o.attachments,
+    ...(o.platforms ? { platforms: o.platforms } : {}),
+    ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+    ...(signal ? { signal } : {}),
+    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+  });
+  const plan = planArchive(graph, {
+    version: VERSION,
+    created: new Date(o.epoch * 1000),
+    imageSet: o.imageSet,
+    trustRoots: o.trustRoots,
+  });
+  const writer = await ArchiveWriter.create({ path: o.output, mtime: o.epoch, ...(signal ? { signal } : {}) });
+  try {
+    await writer.writeHeader(plan.indexBytes);
+    for (const c of plan.created) await writer.addBlob(c.desc, c.bytes);
+    const manifests = [...graph.manifests.values()].sort((a, b) => a.desc.digest.localeCompare(b.desc.digest));
+    for (const m of manifests) await writer.addBlob(m.desc, m.bytes);
+    const blobs = [...graph.blobs.values()].sort((a, b) => a.desc.digest.localeCompare(b.desc.digest));
+    const total = blobs.length;
+    let done = 0;
+    for (const b of blobs) {
+      const slash = b.repository.indexOf('/');
+      const src = o.open(b.repository.slice(0, slash), b.repository.slice(slash + 1));
+      try {
+        await writer.addBlob(b.desc, await src.fetch(b.desc, signal ? { signal } : {}));
+      } catch (e) {
+        if (isAirlockError(e, 'ABORTED') || isAirlockError(e, 'IO')) throw e;
+        throw new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', `${b.repository}: blob ${b.desc.digest}: ${errorLine(e)}`, {
+          cause: e,
+          side: 'source',
+        });
+      }
+      done++;
+      o.onEvent?.({ type: 'blob', digest: b.desc.digest, size: b.desc.size, done, total });
+    }
+    const result = await writer.finish();
+    return {
+      output: result.path,
+      sha256: result.sha256,
+      size: result.size,
+      inventory: plan.inventory,
+      warnings: graph.warnings,
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    };
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}
