@@ -167,7 +167,7 @@ describe('loadImageSet', () => {
         /^FILE:6: images\[2\]: "x y" is not a valid image reference \(repository "library\/x y" is not valid .*\); write registry\/repository\[:tag\]\[@digest\]$/],
       ['an invalid ref in the mapping form', `${HEAD}images:\n  - ref: quay.io/A/b\n`, /^FILE:4: images\[0\]\.ref: "quay.io\/A\/b" is not a valid image reference/],
       ['an unknown top-level field, close to a known one', `${HEAD}images: [quay.io/a/b:1]\nsignature: true\n`,
-        /^FILE:4: signature: unknown field \(did you mean "signatures"\?\); known fields: apiVersion, kind, images/],
+        'FILE:4: signature: unknown field (did you mean "signatures"?); known fields: apiVersion, kind, images, signatures, attachments, platforms, registries, trust, policies'],
       ['an unknown field far from any', `${HEAD}images: [quay.io/a/b:1]\nzzzzzz: 1\n`, /^FILE:4: zzzzzz: unknown field; known fields/],
       ['an unknown image field', `${HEAD}images:\n  - ref: quay.io/a/b:1\n    platform: [linux/amd64]\n`,
         /^FILE:5: images\[0\]\.platform: unknown field \(did you mean "platforms"\?\); known fields: ref, platforms$/],
@@ -300,6 +300,11 @@ describe('oc-mirror ImageSetConfiguration', () => {
   it('refuses an unknown image field', async () => {
     expect(await configError(`${OCM}mirror:\n  additionalImages:\n    - nam: quay.io/a/b:1\n`)).toMatch(
       /^FILE:5: mirror\.additionalImages\[0\]\.nam: unknown field \(did you mean "name"\?\)/,
+    );
+  });
+  it('lists the oc-mirror fields for an unknown top-level field', async () => {
+    expect(await configError(`${OCM}mirrors:\n  additionalImages: [{name: quay.io/a/b:1}]\n`)).toBe(
+      'FILE:3: mirrors: unknown field (did you mean "mirror"?); known fields: apiVersion, kind, mirror, archiveSize',
     );
   });
   it('ignores archiveSize with a warning', async () => {

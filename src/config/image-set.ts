@@ -128,10 +128,14 @@ export async function loadImageSet(file: string): Promise<ImageSet> {
 export function parseImageSet(text: string, file: string, files: FileCheck[] = []): ImageSet {
   const root = parseYaml(text, file);
   if (!root.present) root.fail('the file is empty; it needs apiVersion, kind and images', null, '');
-  const top = root.map(['apiVersion', 'kind', 'images', 'signatures', 'attachments', 'platforms', 'registries', 'trust', 'policies', 'mirror', 'archiveSize'], 'a mapping (apiVersion, kind, …)');
+  // Read kind first, so unknown-field errors list the fields of this kind only.
+  const kindC = root.peek('kind');
+  const kind = kindC?.present === true ? kindC.str() : undefined;
+  const fields = kind === OC_MIRROR_KIND ? OC_MIRROR_FIELDS : AIRLOCK_FIELDS;
+  const other = kind === OC_MIRROR_KIND ? AIRLOCK_FIELDS : OC_MIRROR_FIELDS;
+  const top = root.map(fields, 'a mapping (apiVersion, kind, …)', other);
   const apiVersion = requireField(root, top, 'apiVersion').str();
-  const kindC = requireField(root, top, 'kind');
-  const kind = kindC.str();
+  requireField(root, top, 'kind');
   const accepted = `${IMAGESET_API_VERSION} ${IMAGESET_KIND}, or ${OC_MIRROR_API_VERSION} ${OC_MIRROR_KIND}`;
   if (kind === IMAGESET_KIND) {
     if (apiVersion !== IMAGESET_API_VERSION) {
@@ -145,8 +149,11 @@ export function parseImageSet(text: string, file: string, files: FileCheck[] = [
     }
     return parseOcMirror(root, top, file);
   }
-  return kindC.fail(`"${kind}" is not supported; accepted: ${accepted}`);
+  return (kindC as YamlCursor).fail(`"${kind ?? ''}" is not supported; accepted: ${accepted}`);
 }
+
+const AIRLOCK_FIELDS = ['apiVersion', 'kind', 'images', 'signatures', 'attachments', 'platforms', 'registries', 'trust', 'policies'];
+const OC_MIRROR_FIELDS = ['apiVersion', 'kind', 'mirror', 'archiveSize'];
 
 function refuseKeys(top: Map<string, YamlCursor>, keys: readonly string[], why: string): void {
   for (const k of keys) {

@@ -58,7 +58,7 @@ export class YamlCursor {
   }
 
   /** The keys of a mapping, checked against the allowed ones (unknown keys are errors). */
-  map(allowed: readonly string[], what = 'a mapping'): Map<string, YamlCursor> {
+  map(allowed: readonly string[], what = 'a mapping', tolerated: readonly string[] = []): Map<string, YamlCursor> {
     const node = this.#node;
     if (!isMap(node)) this.fail(`must be ${what}, not ${describe(node)}`);
     const out = new Map<string, YamlCursor>();
@@ -69,7 +69,7 @@ export class YamlCursor {
         this.fail(`keys must be strings, not ${describe(keyNode)}`, keyNode);
       }
       const field = this.child(key);
-      if (!allowed.includes(key)) {
+      if (!allowed.includes(key) && !tolerated.includes(key)) {
         const hint = didYouMean(key, allowed);
         const list = allowed.length > 0 ? `; known fields: ${allowed.join(', ')}` : '';
         this.fail(`unknown field${hint !== undefined ? ` (did you mean "${hint}"?)` : ''}${list}`, keyNode, field);
@@ -103,6 +103,17 @@ export class YamlCursor {
       const n = checkNoAlias(item as Node | null, this.#src, `${this.path}[${i}]`, node);
       return new YamlCursor(n, this.#src, `${this.path}[${i}]`, this.#offset);
     });
+  }
+
+  /** A field of a mapping, read before the mapping is validated (to learn its kind). */
+  peek(key: string): YamlCursor | undefined {
+    const node = this.#node;
+    if (!isMap(node)) return undefined;
+    const pair = (node.items as Pair<unknown, unknown>[]).find((p) => isScalar(p.key) && p.key.value === key);
+    if (pair === undefined) return undefined;
+    const keyNode = pair.key as Node;
+    const value = checkNoAlias(pair.value as Node | null, this.#src, this.child(key), keyNode);
+    return new YamlCursor(value, this.#src, this.child(key), keyNode.range?.[0] ?? this.#offset, keyNode);
   }
 
   isSeq(): boolean {
