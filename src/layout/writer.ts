@@ -86,6 +86,8 @@ export class ArchiveWriter {
     this.#requireComplete = opts.requireComplete ?? true;
     this.#signal = opts.signal;
     this.#pack = tarPack();
+    // Errors reach us through the pump's iteration; see #runPump.
+    this.#pack.on('error', () => {});
     this.#pump = this.#runPump();
     // The pump's failure is reported through #fail/finish; never as an unhandled rejection.
     this.#pump.catch(() => {});
@@ -285,6 +287,9 @@ export class ArchiveWriter {
       { name, size, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: this.#mtime, type: 'file' },
       (err) => this.#sinkDone?.(err ?? undefined),
     );
+    // The entry's failure reaches us through the callback above; an 'error' event without a
+    // listener would otherwise be an uncaught exception.
+    sink.on('error', () => {});
     for await (const chunk of body) {
       if (this.#state === 'failed') throw this.#failure;
       keep?.push(chunk);
@@ -304,7 +309,16 @@ export class ArchiveWriter {
       this.#hash.update(chunk);
       let off = 0;
       while (off < chunk.length) {
-        const { bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off, position);
+        let bytesWritten: number;
+        try {
+          ({ bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off, position));
+        } catch (e) {
+          // A full disk (ENOSPC) or any other write failure: fail the archive with an IO error
+          // naming FILE.partial, which is then removed.
+          const err = ioError(e, this.#partial, 'writing the archive');
+          void this.#fail(err);
+          throw err;
+        }
         off += bytesWritten;
         position += bytesWritten;
       }
@@ -312,19 +326,28 @@ export class ArchiveWriter {
     }
   }
 
+  #cleanup: Promise<void> | undefined;
+
+  /** Mark the archive failed and remove FILE.partial; every caller waits for the same cleanup. */
   async #fail(e: unknown): Promise<void> {
     if (this.#state === 'finished') return;
-    if (this.#state !== 'failed') {
-      this.#state = 'failed';
-      this.#failure = e;
-      this.#signal?.removeEventListener('abort', this.#onAbort);
-      this.#current?.destroy();
-      this.#pack.destroy(e instanceof Error ? e : new Error(String(e)));
-      this.#sinkDone?.(e instanceof Error ? e : new Error(String(e)));
-      await this.#pump.catch(() => {});
-      await this.#fh.close().catch(() => {});
-      await fsp.rm(this.#partial, { force: true }).catch(() => {});
-    }
+    this.#cleanup ??= this.#doFail(e);
+    await this.#cleanup;
+  }
+
+  async #doFail(e: unknown): Promise<void> {
+    // Everything before the first await runs synchronously, so the state is 'failed' (with this
+    // error) before any other party sees the pack or the source die.
+    this.#state = 'failed';
+    this.#failure = e;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.#current?.destroy();
+    this.#pack.destroy(err);
+    this.#sinkDone?.(err);
+    await this.#pump.catch(() => {});
+    await this.#fh.close().catch(() => {});
+    await fsp.rm(this.#partial, { force: true }).catch(() => {});
   }
 }
 
