@@ -1,4 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
@@ -111,7 +117,30 @@ describe('test fixtures', () => {
             rootfs: { diff_ids: string[] };
           };
           expect(config.architecture).toBe(child.platform?.architecture);
-          expect(config.rootfs.diff_ids).toEqual(m.layers.map((l) => l.digest));
+          expect(config.rootfs.diff_ids).toEqual(m.layers.map((l) => digestOf(gunzipSync(set.store.bytes(l.digest)!))));
+        }
+      });
+
+      it('makes layers real tar+gzip archives with fixed timestamps', async () => {
+        const child = imageManifest(set, set.images[1]!.children[1]!);
+        for (const layer of child.layers) {
+          expect(layer.mediaType).toBe(MediaType.OciLayerGzip);
+          const entries: { name: string; size: number; mtime: number }[] = [];
+          const ex = extract();
+          ex.on('entry', (h, stream, next) => {
+            entries.push({ name: h.name, size: h.size ?? -1, mtime: h.mtime?.getTime() ?? -1 });
+            stream.on('end', next);
+            stream.resume();
+          });
+          const finished = new Promise<void>((resolve, reject) => {
+            ex.on('finish', resolve);
+            ex.on('error', reject);
+          });
+          ex.end(gunzipSync(set.store.bytes(layer.digest)!));
+          await finished;
+          expect(entries.map((e) => e.name)).toEqual([expect.stringMatching(/^airlock\/multi\/linux-arm64\/\d\.txt$/), expect.stringMatching(/\.bin$/)]);
+          expect(entries[1]!.size).toBe(1536);
+          for (const e of entries) expect(e.mtime).toBe(Date.parse('2024-01-01T00:00:00Z'));
         }
       });
 
@@ -345,6 +374,38 @@ describe('test fixtures', () => {
       }
     });
 
+    it('makes v0.3 bundles whose tlog entry @sigstore/verify accepts with the mock log as trust root', () => {
+      const der = rekor.publicKey.export({ type: 'spki', format: 'der' });
+      const root = TrustedRoot.fromJSON({
+        mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+        tlogs: [
+          {
+            baseUrl: rekor.url,
+            hashAlgorithm: 'SHA2_256',
+            publicKey: { rawBytes: der.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start: '2000-01-01T00:00:00Z' } },
+            logId: { keyId: createHash('sha256').update(der).digest('base64') },
+          },
+        ],
+        certificateAuthorities: [],
+        ctlogs: [],
+        timestampAuthorities: [],
+      });
+      const trust = toTrustMaterial(root, () => ({ publicKey: set.signingKey.publicKey, validFor: () => true }));
+      const verifier = new Verifier(trust, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 0 });
+      const strangerRoot = TrustedRoot.fromJSON({ ...TrustedRoot.toJSON(root) as object, tlogs: [] });
+      const stranger = new Verifier(toTrustMaterial(strangerRoot, () => ({ publicKey: set.signingKey.publicKey, validFor: () => true })), {
+        tlogThreshold: 1,
+        ctlogThreshold: 0,
+        timestampThreshold: 0,
+      });
+      for (const r of set.referrers.filter((x) => x.via === 'referrers' && x.kind === 'signature')) {
+        const layer = imageManifest(set, r.digest).layers[0]!;
+        const bundle = bundleFromJSON(JSON.parse(set.store.bytes(layer.digest)!.toString('utf8')));
+        expect(() => verifier.verify(toSignedEntity(bundle, r.signedPayload))).not.toThrow();
+        expect(() => stranger.verify(toSignedEntity(bundle, r.signedPayload))).toThrow();
+      }
+    });
+
     it('puts a tlog entry in each v0.3 bundle', () => {
       for (const r of set.referrers.filter((x) => x.via === 'referrers' && x.kind === 'signature')) {
         const layer = imageManifest(set, r.digest).layers[0]!;
@@ -419,12 +480,36 @@ describe('test fixtures', () => {
   describe('pushStore into Distribution 2.8 (no referrers API)', () => {
     let registry: StartedRegistry;
     let set: FixtureSet;
+    let tmp: string;
     beforeAll(async () => {
+      tmp = await mkdtemp(join(tmpdir(), 'airlock-fixtures-'));
       registry = await startDistribution();
       set = await buildFixtures({ seed: 'distribution', registry: REGISTRY, repository: REPOSITORY });
     });
     afterAll(async () => {
       await registry?.stop();
+      await rm(tmp, { recursive: true, force: true });
+    });
+
+    it('pushes images skopeo copies and checks (an independent reader of the same registry)', async () => {
+      const client = new RegistryClient({ plainHttp: [registry.host], credentials: staticCredentials({}), retries: 0 });
+      await pushStore(set.store, client.repository(registry.host, REPOSITORY));
+      const multi = set.images[1]!;
+      const raw = execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/${multi.ref}`]);
+      expect(digestOf(raw)).toBe(multi.digest);
+      const out = join(tmp, 'layout');
+      execFileSync('skopeo', [
+        'copy', '--all', '--quiet', '--src-tls-verify=false', '--tmpdir', tmp,
+        `docker://${registry.host}/${multi.ref}`, `oci:${out}:multi`,
+      ]);
+      const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+      expect(index.manifests.map((d) => d.digest)).toEqual([multi.digest]);
+      for (const child of multi.children) {
+        const m = imageManifest(set, child);
+        for (const d of [child, m.config.digest, ...m.layers.map((l) => l.digest)]) {
+          expect(digestOf(await readFile(join(out, 'blobs', 'sha256', digestHex(d as Digest))))).toBe(d);
+        }
+      }
     });
 
     it('stores every manifest byte-identical under its digest and tag, and referrers are found via the fallback tag', async () => {
