@@ -214,7 +214,9 @@ function parseRefField(c: YamlCursor, defaultLatest: boolean): Reference {
     ref = Reference.parse(s);
   } catch (e) {
     const why = (e as Error).message.replace(/^image reference "[^"]*": /, '');
-    return c.fail(`"${s}" is not a valid image reference (${why}); write registry/repository[:tag][@digest]`);
+    // oc-mirror accepts regular expressions in blockedImages; airlock matches references only.
+    const pattern = !defaultLatest && /[*^$()[\]|\\?]/.test(s) ? '; patterns are not supported here, list a repository, tag or digest' : '';
+    return c.fail(`"${s}" is not a valid image reference (${why})${pattern}; write registry/repository[:tag][@digest]`);
   }
   if (defaultLatest && ref.tag === undefined && ref.digest === undefined) ref = ref.withTag('latest');
   return ref;
