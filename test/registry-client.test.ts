@@ -303,6 +303,30 @@ describe('RegistryClient', () => {
       }
     });
 
+    it('is refused UNAUTHORIZED when the token grants less than the operation needs', async () => {
+      const scoped = await startDistribution({ auth: 'token', allow: (_u, _t, name, action) => name === 'open/app' || action === 'pull' });
+      const client = new RegistryClient({
+        plainHttp: [scoped.host],
+        credentials: staticCredentials({ [scoped.host]: { username: 'alice', password: 'wonderland' } }),
+        retries: 0,
+      });
+      try {
+        const img = makeImage('scoped', [10]);
+        await pushImage(client.repository(scoped.host, 'open/app'), img, 'v1');
+        const p = client.repository(scoped.host, 'closed/app').push(img.config.desc, img.config.bytes);
+        await expectCode(p, 'UNAUTHORIZED');
+        await p.catch((e: Error) => {
+          expect(e.message).toContain(`${scoped.host}/closed/app`);
+          expect(e.message).not.toContain('wonderland');
+        });
+        // pull alone is granted everywhere, so the repository can still be read from
+        await expectCode(client.repository(scoped.host, 'closed/app').fetchManifest('v1'), 'NOT_FOUND');
+      } finally {
+        await client.close();
+        await scoped.stop();
+      }
+    });
+
     it('is refused without credentials and with a wrong password', async () => {
       const anon = new RegistryClient({ plainHttp: [reg.host], credentials: noCredentials, retries: 0 });
       const wrong = new RegistryClient({

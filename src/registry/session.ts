@@ -74,8 +74,11 @@ export class RegistrySession {
    */
   async send(registry: string, scopes: readonly string[], req: SendRequest): Promise<HttpResponse> {
     const url = typeof req.url === 'string' ? new URL(req.url, this.baseUrl(registry)) : req.url;
+    // Credentials are for the registry's own origin; an upload Location on
+    // another origin gets none (the same rule the transport applies to redirects).
+    const sameOrigin = url.origin === this.baseUrl(registry).origin;
     for (let attempt = 0; ; attempt++) {
-      const authorization = await this.#authorization(registry, scopes, req.signal);
+      const authorization = sameOrigin ? await this.#authorization(registry, scopes, req.signal) : undefined;
       const headers = { ...(req.headers ?? {}), ...(authorization ? { authorization } : {}) };
       const res = await this.http.request({
         method: req.method,
