@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../src/registry/client.js';
-import { parseManifest } from '../src/oci/manifest.js';
+import { parseManifest, type ImageIndex } from '../src/oci/manifest.js';
 import { fallbackTag } from '../src/oci/referrers.js';
 import { startDistribution, type StartedRegistry } from './support/distribution.js';
 import { buildFixtures, pushStore, startRekorMock, type FixtureSet, type RekorMock } from './support/fixtures/index.js';
@@ -113,7 +113,7 @@ describe('pack → verify → unpack (Distribution 2.8 → archive → Distribut
     for (const s of subjects) {
       const want = fx.referrers.filter((x) => x.via === 'referrers' && x.subject === s).map((x) => x.digest).sort();
       const idx = await dest.fetchManifest(fallbackTag(s));
-      const listed = (parseManifest(idx.bytes) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest).sort();
+      const listed = (parseManifest(idx.bytes) as ImageIndex).manifests.map((m) => m.digest).sort();
       expect(listed).toEqual(want);
     }
     const idms = await readFile(path.join(dir, 'cr', 'imagedigestmirrorset.yaml'), 'utf8');
@@ -131,7 +131,7 @@ describe('pack → verify → unpack (Distribution 2.8 → archive → Distribut
     const dest = client.repository(dst.host, `mirror/${REPO}`);
     const s = fx.referrers.find((x) => x.via === 'referrers')!.subject;
     const idx = await dest.fetchManifest(fallbackTag(s));
-    const listed = (parseManifest(idx.bytes) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+    const listed = (parseManifest(idx.bytes) as ImageIndex).manifests.map((m) => m.digest);
     expect(new Set(listed).size).toBe(listed.length);
   });
 });

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job end to end on the embedded default registry (no outside registry needed):
+#   bash scripts/demo.sh   (or: npm run demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent
+# The demo seeds the source with the test fixtures (TypeScript under test/support): compile them beside it.
+npx tsc -p tsconfig.demo.json
+ln -sfn ../fixtures .build/fixtures   # the fixtures read their test keys relative to their own files
+node .build/scripts/demo.js "$@"
