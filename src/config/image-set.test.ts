@@ -178,6 +178,8 @@ describe('loadImageSet', () => {
         'FILE:2: kind: "ImageList" is not supported; accepted: airlock.dev/v1alpha1 ImageSet, or mirror.openshift.io/v2alpha1 ImageSetConfiguration'],
       ['a missing kind', 'apiVersion: airlock.dev/v1alpha1\nimages: [quay.io/a/b:1]\n', /^FILE:1: kind: is missing the required field "kind"$/],
       ['no images', `${HEAD}images: []\n`, 'FILE:3: images: must list at least one image'],
+      ['a duplicate image', `${HEAD}images:\n  - quay.io/a/b\n  - ref: quay.io/a/b:latest\n`,
+        'FILE:5: images[1]: quay.io/a/b:latest is already listed at line 4; list each image once'],
       ['images not a list', `${HEAD}images: quay.io/a/b:1\n`, 'FILE:3: images: must be a list of image references, not the string "quay.io/a/b:1"'],
       ['signatures not a boolean', `${HEAD}images: [quay.io/a/b:1]\nsignatures: "yes"\n`, 'FILE:4: signatures: must be true or false, not the string "yes"'],
       ['a bad attachment name', `${HEAD}images: [quay.io/a/b:1]\nattachments: [sbom, cyclonedxx]\n`,
@@ -306,6 +308,12 @@ describe('oc-mirror ImageSetConfiguration', () => {
     expect(await configError(`${OCM}mirrors:\n  additionalImages: [{name: quay.io/a/b:1}]\n`)).toBe(
       'FILE:3: mirrors: unknown field (did you mean "mirror"?); known fields: apiVersion, kind, mirror, archiveSize',
     );
+  });
+  it('packs a repeated additionalImage once, with a warning', async () => {
+    const f = await write(`${OCM}mirror:\n  additionalImages:\n    - name: quay.io/a/b:1\n    - name: quay.io/a/b:1\n`);
+    const set = await loadImageSet(f);
+    expect(set.images.map((i) => i.ref.toString())).toEqual(['quay.io/a/b:1']);
+    expect(set.warnings).toEqual([`${f}:6: quay.io/a/b:1 is listed again (first at line 5); packed once`]);
   });
   it('ignores archiveSize with a warning', async () => {
     const f = await write(`${OCM}archiveSize: 4\nmirror:\n  additionalImages: [{name: quay.io/a/b:1}]\n`);

@@ -166,7 +166,14 @@ function parseAirlock(root: YamlCursor, top: Map<string, YamlCursor>, file: stri
   refuseKeys(top, ['mirror', 'archiveSize'], `it belongs to oc-mirror's ${OC_MIRROR_KIND}`);
   const baseDir = path.dirname(path.resolve(file));
   const imagesC = requireField(root, top, 'images');
-  const images = imagesC.seq('a list of image references').map((item) => parseImageEntry(item));
+  const images: ImageSpec[] = [];
+  for (const item of imagesC.seq('a list of image references')) {
+    const im = parseImageEntry(item);
+    // Two entries for one image would leave its platform filter ambiguous.
+    const twin = images.find((other) => other.ref.equals(im.ref));
+    if (twin !== undefined) item.fail(`${im.ref.toString()} is already listed at line ${twin.source.line ?? '?'}; list each image once`);
+    images.push(im);
+  }
   if (images.length === 0) imagesC.fail('must list at least one image');
   const sig = top.get('signatures');
   const att = top.get('attachments');
@@ -302,13 +309,18 @@ function parseOcMirror(root: YamlCursor, top: Map<string, YamlCursor>, file: str
     if (c !== undefined) c.fail(why);
   }
   const addC = m.get('additionalImages');
-  const images: ImageSpec[] =
-    addC?.present === true
-      ? addC.seq('a list of {name: IMAGE}').map((item) => {
-          const im = item.map(['name'], 'a mapping {name: IMAGE}');
-          return { ref: parseRefField(requireField(item, im, 'name'), true), source: { file: item.file, line: item.line } };
-        })
-      : [];
+  const images: ImageSpec[] = [];
+  for (const item of addC?.present === true ? addC.seq('a list of {name: IMAGE}') : []) {
+    const im = item.map(['name'], 'a mapping {name: IMAGE}');
+    const ref = parseRefField(requireField(item, im, 'name'), true);
+    // oc-mirror tolerates repeats; so do we, but say so.
+    const twin = images.find((other) => other.ref.equals(ref));
+    if (twin !== undefined) {
+      warnings.push(`${file}:${item.line}: ${ref.toString()} is listed again (first at line ${twin.source.line ?? '?'}); packed once`);
+      continue;
+    }
+    images.push({ ref, source: { file: item.file, line: item.line } });
+  }
   if (images.length === 0) {
     (addC ?? mirrorC).fail('lists no images; airlock mirrors mirror.additionalImages only', null, 'mirror.additionalImages');
   }
