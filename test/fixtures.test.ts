@@ -26,6 +26,7 @@ import {
   fixtureKeys,
   pushStore,
   startRekorMock,
+  tlogInstanceJson,
   verifyBlob,
   verifyCosignBundleSet,
   type CosignRekorBundle,
@@ -350,8 +351,8 @@ describe('test fixtures', () => {
     });
 
     it('logs every signature and the bundle annotation SET verifies against the mock key', () => {
-      // 4 .sig entries + 2 bundle signatures
-      expect(rekor.entries).toBe(6);
+      // 4 .sig entries + 1 .att entry + 2 bundle signatures
+      expect(rekor.entries).toBe(7);
       const otherKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey;
       for (const { digest } of set.cosignTags.filter((t) => t.suffix === 'sig')) {
         const layer = imageManifest(set, digest).layers[0]!;
@@ -375,17 +376,9 @@ describe('test fixtures', () => {
     });
 
     it('makes v0.3 bundles whose tlog entry @sigstore/verify accepts with the mock log as trust root', () => {
-      const der = rekor.publicKey.export({ type: 'spki', format: 'der' });
       const root = TrustedRoot.fromJSON({
         mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-        tlogs: [
-          {
-            baseUrl: rekor.url,
-            hashAlgorithm: 'SHA2_256',
-            publicKey: { rawBytes: der.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start: '2000-01-01T00:00:00Z' } },
-            logId: { keyId: createHash('sha256').update(der).digest('base64') },
-          },
-        ],
+        tlogs: [tlogInstanceJson(rekor)],
         certificateAuthorities: [],
         ctlogs: [],
         timestampAuthorities: [],
@@ -404,6 +397,23 @@ describe('test fixtures', () => {
         expect(() => verifier.verify(toSignedEntity(bundle, r.signedPayload))).not.toThrow();
         expect(() => stranger.verify(toSignedEntity(bundle, r.signedPayload))).toThrow();
       }
+    });
+
+    it('logs the .att envelope as an intoto entry whose SET verifies and whose hashes match the layer', () => {
+      const multi = set.images[1]!;
+      const layer = imageManifest(set, set.store.tagMap().get(cosignTag(multi.digest, 'att'))!.digest).layers[0]!;
+      const bundle = JSON.parse(layer.annotations![Annotation.CosignBundle]!) as CosignRekorBundle;
+      expect(verifyCosignBundleSet(bundle, rekor.publicKey)).toBe(true);
+      const body = JSON.parse(Buffer.from(bundle.Payload.body, 'base64').toString('utf8')) as {
+        kind: string;
+        apiVersion: string;
+        spec: { content: { hash: { value: string }; payloadHash: { value: string } } };
+      };
+      expect([body.kind, body.apiVersion]).toEqual(['intoto', '0.0.2']);
+      const envelope = set.store.bytes(layer.digest)!;
+      expect(body.spec.content.hash.value).toBe(digestHex(digestOf(envelope)));
+      const payload = Buffer.from((JSON.parse(envelope.toString('utf8')) as DsseEnvelope).payload, 'base64');
+      expect(body.spec.content.payloadHash.value).toBe(digestHex(digestOf(payload)));
     });
 
     it('puts a tlog entry in each v0.3 bundle', () => {

@@ -89,6 +89,55 @@ interface RekorLogEntry {
   verification?: { signedEntryTimestamp?: string };
 }
 
+/**
+ * Log a DSSE envelope (a cosign attestation) as an `intoto` v0.0.2 entry, the kind `cosign attest` makes,
+ * and return the bundle annotation value. `envelopeJson` are the exact bytes stored in the `.att` layer.
+ * The entry double-encodes payload and signature (base64 of the envelope's base64 strings), as Rekor's
+ * intoto v0.0.2 type expects; `hash` is the sha256 of the envelope bytes, `payloadHash` of the payload.
+ * (FIELD-NOTES: the mock records `dsse` entries as proposed, so DSSE is logged as `intoto`.)
+ */
+export async function logIntoto(
+  rekorUrl: string,
+  entry: { envelopeJson: Uint8Array; publicKeyPem: string },
+): Promise<CosignRekorBundle> {
+  const env = JSON.parse(Buffer.from(entry.envelopeJson).toString('utf8')) as {
+    payloadType: string;
+    payload: string;
+    signatures: { keyid?: string; sig: string }[];
+  };
+  const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+  const publicKey = b64(entry.publicKeyPem);
+  return postEntry(rekorUrl, {
+    apiVersion: '0.0.2',
+    kind: 'intoto',
+    spec: {
+      content: {
+        envelope: {
+          payloadType: env.payloadType,
+          payload: b64(env.payload),
+          signatures: env.signatures.map((s) => ({ ...(s.keyid ? { keyid: s.keyid } : {}), sig: b64(s.sig), publicKey })),
+        },
+        hash: { algorithm: 'sha256', value: createHash('sha256').update(entry.envelopeJson).digest('hex') },
+        payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(Buffer.from(env.payload, 'base64')).digest('hex') },
+      },
+    },
+  });
+}
+
+/**
+ * The `tlogs[]` entry of a Sigstore `trusted_root.json` for this mock, so verifiers can trust it
+ * (`TrustedRoot.fromJSON({ mediaType, tlogs: [tlogInstanceJson(mock)], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [] })`).
+ */
+export function tlogInstanceJson(mock: Pick<RekorMock, 'url' | 'publicKey'>): Record<string, unknown> {
+  const der = mock.publicKey.export({ type: 'spki', format: 'der' });
+  return {
+    baseUrl: mock.url,
+    hashAlgorithm: 'SHA2_256',
+    publicKey: { rawBytes: der.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start: '2000-01-01T00:00:00Z' } },
+    logId: { keyId: createHash('sha256').update(der).digest('base64') },
+  };
+}
+
 /** Log a cosign signature as a `hashedrekord` v0.0.1 entry and return the bundle annotation value. */
 export async function logHashedRekord(
   rekorUrl: string,
@@ -105,6 +154,10 @@ export async function logHashedRekord(
       },
     },
   };
+  return postEntry(rekorUrl, proposed);
+}
+
+async function postEntry(rekorUrl: string, proposed: unknown): Promise<CosignRekorBundle> {
   let res: Response;
   try {
     res = await fetch(`${rekorUrl}/api/v1/log/entries`, {
