@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -5,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAll } from '../src/content/read.js';
 import { isAirlockError } from '../src/errors.js';
@@ -16,6 +18,8 @@ import { loadCredentials, noCredentials, staticCredentials } from '../src/regist
 import { RegistryClient } from '../src/registry/client.js';
 import type { Repository } from '../src/registry/repository.js';
 import { startDistribution, type StartedRegistry } from './support/distribution.js';
+
+const run = promisify(execFile);
 
 function blob(bytes: Buffer, mediaType: string = MediaType.OciLayerGzip): { desc: Descriptor; bytes: Buffer } {
   return { desc: { mediaType, digest: digestOf(bytes), size: bytes.length }, bytes };
@@ -103,6 +107,24 @@ describe('RegistryClient', () => {
         expect(await repo.exists(l.desc)).toBe(true);
       }
       expect(await repo.exists(blob(randomBytes(10)).desc)).toBe(false);
+    });
+
+    it('writes images skopeo reads as they are, and reads what skopeo writes', async () => {
+      const repo = client.repository(reg.host, 'app/skopeo');
+      const img = makeImage('skopeo', [700]);
+      await pushImage(repo, img, 'v1');
+      const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/skopeo:v1`], {
+        encoding: 'buffer',
+        maxBuffer: 1 << 20,
+      });
+      expect(Buffer.from(raw.stdout).equals(img.manifest.bytes)).toBe(true);
+      await run('skopeo', [
+        'copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false',
+        `docker://${reg.host}/app/skopeo:v1`, `docker://${reg.host}/app/skopeo-copy:v1`,
+      ]);
+      const copy = client.repository(reg.host, 'app/skopeo-copy');
+      expect((await copy.fetchManifest('v1')).bytes.equals(img.manifest.bytes)).toBe(true);
+      expect((await readAll(await copy.fetch(img.layers[0]!.desc), 1 << 20)).equals(img.layers[0]!.bytes)).toBe(true);
     });
 
     it('keeps a Docker v2 manifest and its media type', async () => {
@@ -267,7 +289,7 @@ describe('RegistryClient', () => {
     let dir: string;
 
     beforeAll(async () => {
-      reg = await startDistribution({ auth: 'token', users: { alice: 'wonderland' } });
+      reg = await startDistribution({ auth: 'token', users: { alice: 'wonderland' }, refreshTokens: { 'refresh-alice': 'alice' } });
       dir = await mkdtemp(join(tmpdir(), 'airlock-auth-'));
     });
     afterAll(async () => {
@@ -300,6 +322,27 @@ describe('RegistryClient', () => {
         expect(lines.join('\n')).not.toMatch(/wonderland|Bearer|Basic/);
       } finally {
         await client.close();
+      }
+    });
+
+    it('exchanges an identity token from the auth file through the OAuth2 refresh grant', async () => {
+      const authfile = join(dir, 'identity.json');
+      await writeFile(authfile, JSON.stringify({ auths: { [reg.host]: { auth: '', identitytoken: 'refresh-alice' } } }));
+      const client = new RegistryClient({ plainHttp: [reg.host], credentials: loadCredentials({ authfile, env: {}, homedir: dir }) });
+      try {
+        const repo = client.repository(reg.host, 'secure/identity');
+        const img = makeImage('identity', [32]);
+        await pushImage(repo, img, 'v1');
+        expect((await repo.fetchManifest('v1')).bytes.equals(img.manifest.bytes)).toBe(true);
+        expect(reg.tokenServer!.requests.some((r) => r.user === 'alice' && r.scopes.includes('repository:secure/identity:pull,push'))).toBe(true);
+      } finally {
+        await client.close();
+      }
+      const bad = new RegistryClient({ plainHttp: [reg.host], credentials: staticCredentials({ [reg.host]: { identityToken: 'stolen' } }), retries: 0 });
+      try {
+        await expectCode(bad.repository(reg.host, 'secure/identity').fetchManifest('v1'), 'UNAUTHORIZED');
+      } finally {
+        await bad.close();
       }
     });
 

@@ -28,6 +28,8 @@ export interface StartOptions {
   users?: Record<string, string>;
   /** token mode: restrict what the token server grants */
   allow?: (user: string, type: string, name: string, action: string) => boolean;
+  /** token mode: identity (refresh) tokens the token server accepts, mapped to users */
+  refreshTokens?: Record<string, string>;
 }
 
 export type StartedRegistry = RunningRegistry & {
@@ -71,7 +73,12 @@ export async function startDistribution(opts: StartOptions = {}): Promise<Starte
       http: { addr: '127.0.0.1:0', secret: 'airlock-test-secret' },
     };
     if (auth === 'token') {
-      tokenServer = await startTokenServer({ dir, users, ...(opts.allow ? { allow: opts.allow } : {}) });
+      tokenServer = await startTokenServer({
+        dir,
+        users,
+        ...(opts.allow ? { allow: opts.allow } : {}),
+        ...(opts.refreshTokens ? { refreshTokens: opts.refreshTokens } : {}),
+      });
       config.auth = {
         token: {
           realm: tokenServer.realm,

@@ -34,6 +34,8 @@ export interface TokenServerOptions {
   issuer?: string;
   /** seconds a token lives (default 300) */
   expiresIn?: number;
+  /** refresh (identity) tokens accepted by the POST grant, mapped to the user they stand for */
+  refreshTokens?: Record<string, string>;
   /** restrict grants; default: every requested action on every repository for known users */
   allow?: (user: string, type: string, name: string, action: string) => boolean;
 }
@@ -55,8 +57,24 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/token' || req.method !== 'GET') {
+    if (url.pathname !== '/token' || (req.method !== 'GET' && req.method !== 'POST')) {
       res.writeHead(404).end();
+      return;
+    }
+    if (req.method === 'POST') {
+      // OAuth2 refresh-token grant (distribution docs/spec/auth/oauth.md): the form carries scope and token.
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        const who = form.get('grant_type') === 'refresh_token' ? options.refreshTokens?.[form.get('refresh_token') ?? ''] : undefined;
+        if (who === undefined) {
+          res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid_grant"}');
+          return;
+        }
+        issue(res, who, (form.get('scope') ?? '').split(' ').filter((x) => x !== ''));
+      });
       return;
     }
     let user: string | undefined;
@@ -73,6 +91,10 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
       user = name;
     }
     const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter((s) => s !== '');
+    issue(res, user, scopes);
+  });
+
+  const issue = (res: ServerResponse, user: string | undefined, scopes: string[]): void => {
     requests.push({ user, scopes });
     const access: { type: string; name: string; actions: string[] }[] = [];
     if (user !== undefined) {
@@ -104,7 +126,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     res
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
