@@ -7,17 +7,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../src/registry/client.js';
 import { parseManifest, type ImageIndex } from '../src/oci/manifest.js';
 import { fallbackTag } from '../src/oci/referrers.js';
-import { startDistribution, type StartedRegistry } from './support/distribution.js';
 import { buildFixtures, pushStore, startRekorMock, type FixtureSet, type RekorMock } from './support/fixtures/index.js';
 import { serveFiles } from './support/key-server.js';
+import { startRegistry, type RegistryKind, type TestRegistry } from './support/registries.js';
 import { runCli } from './support/run-cli.js';
 
 const exec = promisify(execFile);
 const REPO = 'airlock-test/app';
 
-describe('pack → verify → unpack (Distribution 2.8 → archive → Distribution 2.8, fallback tag index)', () => {
-  let src: StartedRegistry;
-  let dst: StartedRegistry;
+const ROUTES: [RegistryKind, RegistryKind][] = [
+  ['distribution', 'serve'],
+  ['serve', 'distribution'],
+  ['distribution', 'serve-no-referrers'],
+];
+
+describe.each(ROUTES)('pack → verify → unpack (%s → archive → %s)', (srcKind, dstKind) => {
+  let src: TestRegistry;
+  let dst: TestRegistry;
   let rekor: RekorMock;
   let keySrv: { url: string; stop(): Promise<void> };
   let dir: string;
@@ -28,11 +34,11 @@ describe('pack → verify → unpack (Distribution 2.8 → archive → Distribut
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'airlock-e2e-'));
-    [src, dst, rekor] = await Promise.all([startDistribution(), startDistribution(), startRekorMock()]);
+    [src, dst, rekor] = await Promise.all([startRegistry(srcKind), startRegistry(dstKind), startRekorMock()]);
     keySrv = await serveFiles({ '/rekor.pub': rekor.publicKeyPem });
     client = new RegistryClient({ plainHttp: () => true });
     fx = await buildFixtures({ seed: 'e2e', registry: src.host, repository: REPO, rekorUrl: rekor.url });
-    await pushStore(fx.store, client.repository(src.host, REPO), { fallbackIndexes: true });
+    await pushStore(fx.store, client.repository(src.host, REPO), { fallbackIndexes: !src.referrersApi });
     config = path.join(dir, 'imageset.yaml');
     await writeFile(
       config,
@@ -95,7 +101,20 @@ describe('pack → verify → unpack (Distribution 2.8 → archive → Distribut
     }
   });
 
-  it('unpacks into a registry without the referrers API, digests and referrers intact', async () => {
+  /** What the destination lists for a subject: the referrers API where it has one, else the fallback tag index. */
+  async function listedReferrers(dest: ReturnType<RegistryClient['repository']>, subject: string): Promise<string[]> {
+    const desc = (await dest.fetchManifest(subject)).desc;
+    if (dst.referrersApi) {
+      const api = await dest.referrersFromApi(desc);
+      expect(api).toBeDefined();
+      return api!.map((d) => d.digest).sort();
+    }
+    expect(await dest.referrersFromApi(desc)).toBeUndefined();
+    const idx = await dest.fetchManifest(fallbackTag(desc.digest));
+    return (parseManifest(idx.bytes) as ImageIndex).manifests.map((m) => m.digest).sort();
+  }
+
+  it('unpacks with digests and referrers intact', async () => {
     const r = await runCli(['unpack', archive, '--to', `${dst.host}/mirror`, '--plain-http', '--cluster-resources', path.join(dir, 'cr'), '--json']);
     expect(r.stderr).not.toMatch(/airlock: /);
     expect(r.code).toBe(0);
@@ -109,12 +128,11 @@ describe('pack → verify → unpack (Distribution 2.8 → archive → Distribut
       const got = await dest.fetchManifest(t.tag);
       expect(got.desc.digest).toBe(t.digest);
     }
+    // every referrer is listed once, by the referrers API or in the fallback index
     const subjects = new Set(fx.referrers.filter((x) => x.via === 'referrers').map((x) => x.subject));
     for (const s of subjects) {
       const want = fx.referrers.filter((x) => x.via === 'referrers' && x.subject === s).map((x) => x.digest).sort();
-      const idx = await dest.fetchManifest(fallbackTag(s));
-      const listed = (parseManifest(idx.bytes) as ImageIndex).manifests.map((m) => m.digest).sort();
-      expect(listed).toEqual(want);
+      expect(await listedReferrers(dest, s)).toEqual(want);
     }
     const idms = await readFile(path.join(dir, 'cr', 'imagedigestmirrorset.yaml'), 'utf8');
     expect(idms).toContain(`source: ${src.host}/${REPO}`);
@@ -129,9 +147,10 @@ describe('pack → verify → unpack (Distribution 2.8 → archive → Distribut
     expect(rep.pushed.manifests).toBe(0);
     expect(rep.fallbackUpdates).toBe(0);
     const dest = client.repository(dst.host, `mirror/${REPO}`);
-    const s = fx.referrers.find((x) => x.via === 'referrers')!.subject;
-    const idx = await dest.fetchManifest(fallbackTag(s));
-    const listed = (parseManifest(idx.bytes) as ImageIndex).manifests.map((m) => m.digest);
-    expect(new Set(listed).size).toBe(listed.length);
+    for (const s of new Set(fx.referrers.filter((x) => x.via === 'referrers').map((x) => x.subject))) {
+      const listed = await listedReferrers(dest, s);
+      expect(new Set(listed).size).toBe(listed.length);
+      expect(listed.length).toBe(fx.referrers.filter((x) => x.via === 'referrers' && x.subject === s).length);
+    }
   });
 });
