@@ -24,6 +24,7 @@ import {
   dssePae,
   encryptCosignKey,
   fixtureKeys,
+  makeFixtureKeys,
   pushStore,
   startRekorMock,
   tlogInstanceJson,
@@ -328,7 +329,17 @@ describe('test fixtures', () => {
       expect(back.export({ format: 'jwk' })).toEqual(privateKey.export({ format: 'jwk' }));
     });
 
-    it('derives the same keys for the same seed', async () => {
+    it('derives the same keys and encrypted PEMs for the same seed', async () => {
+      const again = await makeFixtureKeys();
+      const cached = await fixtureKeys();
+      expect(again).not.toBe(cached);
+      for (const kind of ['ecdsa', 'rsa', 'ed25519'] as const) {
+        expect(again[kind].publicKeyPem).toBe(cached[kind].publicKeyPem);
+        expect(again[kind].cosignEncryptedPem).toBe(cached[kind].cosignEncryptedPem);
+      }
+    });
+
+    it('derives different ECDSA and Ed25519 keys for other seeds', async () => {
       const a = await fixtureKeys('seed-x');
       const b = await fixtureKeys('seed-y');
       expect(a.ed25519.publicKeyPem).not.toBe(b.ed25519.publicKeyPem);

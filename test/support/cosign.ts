@@ -60,6 +60,11 @@ export function fixtureKeys(seed: string = DEFAULT_KEY_SEED): Promise<FixtureKey
   return p;
 }
 
+/** The same derivation as `fixtureKeys`, uncached (to check determinism, or to get independent objects). */
+export async function makeFixtureKeys(seed: string = DEFAULT_KEY_SEED): Promise<FixtureKeys> {
+  return makeKeys(seed);
+}
+
 async function makeKeys(seed: string): Promise<FixtureKeys> {
   const rsaPem = await readFile(RSA_KEY_FILE, 'utf8');
   const rsa = createPrivateKey(rsaPem);
