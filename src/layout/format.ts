@@ -13,6 +13,11 @@ export const INDEX_FILE = 'index.json';
 /** The exact bytes airlock writes for `oci-layout` (stable, so archives are reproducible). */
 export const OCI_LAYOUT_BYTES: Buffer = Buffer.from(`{"imageLayoutVersion":"${LAYOUT_VERSION}"}`, 'utf8');
 
+/** index.json bytes airlock writes for a list of descriptors, in the order given. */
+export function encodeJsonIndex(manifests: readonly Descriptor[]): Buffer {
+  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }), 'utf8');
+}
+
 /** `blobs/<alg>/<hex>`: image-spec image-layout.md#blobs */
 export function blobPath(digest: Digest): string {
   return `blobs/${digestAlgorithm(digest)}/${digestHex(digest)}`;
