@@ -37,6 +37,7 @@ import {
   type RekorMock,
 } from './support/fixtures/index.js';
 import { startDistribution, type StartedRegistry } from './support/distribution.js';
+import { startServer } from '../src/server/index.js';
 
 const REGISTRY = 'quay.io';
 const REPOSITORY = 'airlock-test/app';
@@ -556,5 +557,42 @@ describe('test fixtures', () => {
       await pushStore(set.store, repo, { fallbackIndexes: true });
       expect((await repo.referrers(subject)).map((d) => d.digest)).toEqual(listed.map((d) => d.digest));
     });
+  });
+
+  describe('pushStore into airlock serve', () => {
+    for (const referrersApi of [true, false]) {
+      describe(`when the referrers API is ${referrersApi ? 'on' : 'off'}`, () => {
+        it('reproduces every tag and lists the same referrers as the fixture store', async () => {
+          const root = await mkdtemp(join(tmpdir(), 'airlock-fixtures-serve-'));
+          const server = await startServer({ root, listen: '127.0.0.1:0', referrersApi });
+          try {
+            const set = await buildFixtures({ seed: 'serve', registry: REGISTRY, repository: REPOSITORY });
+            const client = new RegistryClient({ plainHttp: [server.host], credentials: staticCredentials({}), retries: 0 });
+            const repo = client.repository(server.host, REPOSITORY);
+            await pushStore(set.store, repo, { fallbackIndexes: !referrersApi });
+            for (const [tag, desc] of set.store.tagMap()) expect((await repo.resolve(tag)).digest, tag).toBe(desc.digest);
+            const multi = set.images[1]!;
+            const subject = { mediaType: multi.mediaType, digest: multi.digest, size: multi.size };
+            const listed = await repo.referrers(subject);
+            expect(repo.referrersApi()).toBe(referrersApi ? 'yes' : 'no');
+            const expected = await set.store.referrers(subject);
+            // distribution-spec leaves the order of a referrers listing to the registry
+            const key = (d: { digest: string; artifactType?: string; size: number }): string => `${d.digest} ${d.artifactType} ${d.size}`;
+            expect(listed.map(key).sort()).toEqual(expected.map(key).sort());
+            const spdx = listed.find((d) => d.artifactType === MediaType.Spdx)!;
+            expect((await repo.referrers(spdx)).map((d) => d.artifactType)).toEqual([MediaType.SigstoreBundle03]);
+            // with the API, no fallback tag is made
+            const fallback = await repo.resolve(fallbackTag(multi.digest)).then(
+              () => true,
+              (e: unknown) => (isAirlockError(e, 'NOT_FOUND') ? false : Promise.reject(e)),
+            );
+            expect(fallback).toBe(!referrersApi);
+          } finally {
+            await server.close();
+            await rm(root, { recursive: true, force: true });
+          }
+        });
+      });
+    }
   });
 });
