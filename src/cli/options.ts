@@ -7,3 +7,11 @@ export function parseConcurrency(s: string): number {
   }
   return n;
 }
+
+export function parseRetries(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0 || n > 100) {
+    throw new AirlockError('USAGE', `--retries ${s}: expected a whole number from 0 to 100`);
+  }
+  return n;
+}

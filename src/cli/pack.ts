@@ -9,7 +9,7 @@ import { Logger } from './io.js';
 import type { RunContext } from './main.js';
 import { formatBytes, formatRate, Progress } from './progress.js';
 import { Registries } from './registry-setup.js';
-import { parseConcurrency } from './options.js';
+import { parseConcurrency, parseRetries } from './options.js';
 
 interface PackCliOptions {
   config?: string;
@@ -21,7 +21,10 @@ interface PackCliOptions {
   authfile?: string;
   caFile?: string;
   concurrency: string;
+  retries: string;
   json?: boolean;
+  redhatTrust: boolean;
+  rekorKeyUrl?: string;
 }
 
 export function registerPack(program: Command, ctx: RunContext): void {
@@ -43,6 +46,9 @@ export function registerPack(program: Command, ctx: RunContext): void {
     .option('--authfile <file>', 'registry credentials (containers auth.json / docker config.json format)')
     .option('--ca-file <file>', 'extra CA certificates (PEM) to trust for registry TLS')
     .addOption(new Option('--concurrency <n>', 'parallel registry requests').default('8'))
+    .addOption(new Option('--retries <n>', 'retries of a request that failed transiently (connection errors, 408, 429, 5xx), with backoff').default('4'))
+    .option('--no-redhat-trust', "do not carry Red Hat's release key and Rekor key (overrides trust.redhat)")
+    .option('--rekor-key-url <url>', "where to fetch Red Hat's Rekor public key (overrides trust.rekorKeyUrl)")
     .option('--json', 'print a machine-readable report on stdout')
     .action(async (refs: string[], opts: PackCliOptions) => {
       const g = ctx.globals();
@@ -77,11 +83,17 @@ async function runPack(set: ImageSet, opts: PackCliOptions, ctx: RunContext, log
     log,
     side: 'source',
     concurrency,
+    retries: parseRetries(opts.retries),
   });
   const progress = new Progress(ctx.io, { quiet: ctx.globals().quiet || false });
   let bytesDone = 0;
   try {
-    const trustRoots = await carriedTrustRoots(set.trust, { env: ctx.io.env, log, ...(ctx.io.signal ? { signal: ctx.io.signal } : {}) });
+    const trust = {
+      ...set.trust,
+      redhat: opts.redhatTrust === false ? false : set.trust.redhat,
+      ...(opts.rekorKeyUrl !== undefined ? { rekorKeyUrl: opts.rekorKeyUrl } : {}),
+    };
+    const trustRoots = await carriedTrustRoots(trust, { env: ctx.io.env, log, ...(ctx.io.signal ? { signal: ctx.io.signal } : {}) });
     const epoch = archiveMtime(undefined, ctx.io.env);
     return await pack({
       images: images.map((im) => ({ ref: im.ref, platforms: platformsFor(set, im) })),

@@ -21,6 +21,8 @@ export interface RegistriesOptions {
   log: Logger;
   side: 'source' | 'destination';
   concurrency: number;
+  /** retries after the first attempt of a request that failed transiently */
+  retries?: number;
 }
 
 export class Registries {
@@ -42,6 +44,7 @@ export class Registries {
         credentials: loadCredentials({ env: this.#opts.env, ...(this.#opts.authfile !== undefined ? { authfile: this.#opts.authfile } : {}) }),
         userAgent: 'airlock',
         concurrency: this.#opts.concurrency,
+        ...(this.#opts.retries !== undefined ? { retries: this.#opts.retries } : {}),
         side: this.#opts.side,
         log: (line) => this.#opts.log.debug(line),
       });

@@ -5,7 +5,7 @@ import { writeClusterFiles } from '../cluster/write.js';
 import { parseDestination, planUnpack, unpack, type Mapping, type UnpackReport } from '../commands/unpack.js';
 import { Logger } from './io.js';
 import type { RunContext } from './main.js';
-import { parseConcurrency } from './options.js';
+import { parseConcurrency, parseRetries } from './options.js';
 import { formatBytes, formatRate, Progress } from './progress.js';
 import { Registries } from './registry-setup.js';
 import { openChecked } from './verify.js';
@@ -19,6 +19,7 @@ interface UnpackCliOptions {
   dryRun?: boolean;
   clusterResources: string;
   concurrency: string;
+  retries: string;
   json?: boolean;
 }
 
@@ -41,6 +42,7 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
     .option('--dry-run', 'print the plan and push nothing')
     .option('--cluster-resources <dir>', 'where to write the cluster resources', './cluster-resources')
     .addOption(new Option('--concurrency <n>', 'parallel blob pushes').default('4'))
+    .addOption(new Option('--retries <n>', 'retries of a request that failed transiently (connection errors, 408, 429, 5xx), with backoff').default('4'))
     .option('--json', 'print a machine-readable report on stdout')
     .action(async (file: string, opts: UnpackCliOptions) => {
       const g = ctx.globals();
@@ -56,6 +58,7 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
         log,
         side: 'destination',
         concurrency,
+        retries: parseRetries(opts.retries),
       });
       const progress = new Progress(ctx.io, { quiet: g.quiet });
       try {

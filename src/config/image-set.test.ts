@@ -177,7 +177,7 @@ describe('loadImageSet', () => {
       ['a wrong kind', 'apiVersion: airlock.dev/v1alpha1\nkind: ImageList\nimages: [quay.io/a/b:1]\n',
         'FILE:2: kind: "ImageList" is not supported; accepted: airlock.dev/v1alpha1 ImageSet, or mirror.openshift.io/v2alpha1 ImageSetConfiguration'],
       ['a missing kind', 'apiVersion: airlock.dev/v1alpha1\nimages: [quay.io/a/b:1]\n', /^FILE:1: kind: is missing the required field "kind"$/],
-      ['no images', `${HEAD}images: []\n`, 'FILE:3: images: must list at least one image'],
+      ['no images', `${HEAD}images: []\n`, 'FILE:3: images: must list at least one image (or leave the field out and give images as arguments)'],
       ['a duplicate image', `${HEAD}images:\n  - quay.io/a/b\n  - ref: quay.io/a/b:latest\n`,
         'FILE:5: images[1]: quay.io/a/b:latest is already listed at line 4; list each image once'],
       ['images not a list', `${HEAD}images: quay.io/a/b:1\n`, 'FILE:3: images: must be a list of image references, not the string "quay.io/a/b:1"'],

@@ -165,16 +165,18 @@ function refuseKeys(top: Map<string, YamlCursor>, keys: readonly string[], why: 
 function parseAirlock(root: YamlCursor, top: Map<string, YamlCursor>, file: string, files: FileCheck[]): ImageSet {
   refuseKeys(top, ['mirror', 'archiveSize'], `it belongs to oc-mirror's ${OC_MIRROR_KIND}`);
   const baseDir = path.dirname(path.resolve(file));
-  const imagesC = requireField(root, top, 'images');
+  // `images` may be left out: a file of settings only, with the images given as arguments
+  // (imageSetFromArgs refuses a set that ends up empty).
+  const imagesC = top.get('images');
   const images: ImageSpec[] = [];
-  for (const item of imagesC.seq('a list of image references')) {
+  for (const item of imagesC?.present === true ? imagesC.seq('a list of image references') : []) {
     const im = parseImageEntry(item);
     // Two entries for one image would leave its platform filter ambiguous.
     const twin = images.find((other) => other.ref.equals(im.ref));
     if (twin !== undefined) item.fail(`${im.ref.toString()} is already listed at line ${twin.source.line ?? '?'}; list each image once`);
     images.push(im);
   }
-  if (images.length === 0) imagesC.fail('must list at least one image');
+  if (imagesC?.present === true && images.length === 0) imagesC.fail('must list at least one image (or leave the field out and give images as arguments)');
   const sig = top.get('signatures');
   const att = top.get('attachments');
   const plat = top.get('platforms');

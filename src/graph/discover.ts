@@ -6,6 +6,7 @@ import { cosignTag, type CosignSuffix } from '../oci/referrers.js';
 import { Reference } from '../oci/reference.js';
 import { classify, type ReferrerKind } from './classify.js';
 import { Semaphore } from './pool.js';
+import { platformMatches as samePlatform } from '../config/attachments.js';
 
 /**
  * What discovery needs from a source repository. The registry client's
@@ -98,7 +99,7 @@ export function platformMatches(p: Platform | undefined, wanted: readonly Platfo
   if (wanted.length === 0) return true;
   // Entries without a platform (buildkit attestation manifests) are not images to filter out.
   if (!p) return true;
-  return wanted.some((w) => w.os === p.os && w.architecture === p.architecture && (w.variant === undefined || w.variant === p.variant));
+  return wanted.some((w) => samePlatform(w, p));
 }
 
 /**
