@@ -9,12 +9,15 @@ import { type Digest, isDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, MediaType } from '../oci/media-types.js';
 import { filterByArtifactType, referrersIndex } from '../oci/referrers.js';
 import { isWritableBackend, NAME_PATTERN, type ServerBackend, type WritableBackend } from './backend.js';
+import { ArchiveBackend } from './archive-backend.js';
 import { DirectoryBackend } from './dir-backend.js';
 import { DistributionError } from './errors.js';
 
 export interface ServerOptions {
   /** storage directory for the directory back end (ignored when `backend` is given) */
   root?: string;
+  /** serve an airlock archive read-only, straight from the tar (ignored when `backend` is given) */
+  archive?: string;
   backend?: ServerBackend;
   /** host:port; port 0 picks a free port. Default 127.0.0.1:5000 */
   listen?: string;
@@ -465,8 +468,10 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let backend = opts.backend;
   if (!backend) {
-    if (opts.root === undefined) throw new AirlockError('USAGE', 'serve needs a storage directory (--root DIR) or an archive');
-    backend = await DirectoryBackend.open(opts.root);
+    if ((opts.root === undefined) === (opts.archive === undefined)) {
+      throw new AirlockError('USAGE', 'serve needs either a storage directory (--root DIR) or an archive (--archive FILE), not both');
+    }
+    backend = opts.archive !== undefined ? await ArchiveBackend.open(opts.archive) : await DirectoryBackend.open(opts.root!);
   }
   const { host, port } = parseListen(opts.listen ?? '127.0.0.1:5000');
   const handler = createHandler(backend, {
@@ -490,11 +495,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // large blobs stream for minutes: no request timeout, but keep idle sockets bounded
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
+  const opened = backend;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(new AirlockError('IO', `cannot listen on ${host}:${port}: ${e.code ?? e.message}; pick another --listen address`, { cause: e, side: 'local' })),
     );
     server.listen(port, host, () => resolve());
+  }).catch(async (e: unknown) => {
+    await opened.close?.();
+    throw e;
   });
   const addr = server.address() as AddressInfo;
   const shownHost = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;

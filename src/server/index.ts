@@ -11,3 +11,4 @@ export {
   type PutManifestResult,
 } from './backend.js';
 export { DistributionError, isDistributionError, DISTRIBUTION_STATUS, type DistributionCode } from './errors.js';
+export { ArchiveBackend, type ArchiveBackendOptions } from './archive-backend.js';
