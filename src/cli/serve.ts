@@ -41,7 +41,10 @@ export function register(program: Command, ctx: RunContext): void {
         referrersApi: flags.referrersApi,
         readOnly: flags.readOnly || flags.archive !== undefined,
         ...(flags.tlsCert !== undefined && flags.tlsKey !== undefined ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
-        ...(globals.verbose ? { log: (line: string) => io.stderr.write(`${line}\n`) } : {}),
+        // one line per request under --verbose; server-side failures always
+        log: (line: string) => {
+          if (globals.verbose || line.startsWith('error:')) io.stderr.write(`${line}\n`);
+        },
       });
       if (!globals.quiet) {
         io.stderr.write(`listening on ${server.url} (${flags.archive !== undefined ? `archive ${flags.archive}, read-only` : `storage ${flags.root ?? '-'}`}, referrers API ${flags.referrersApi ? 'on' : 'off'})\n`);

@@ -29,6 +29,8 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** refuse every write with 405 UNSUPPORTED */
   readOnly?: boolean;
+  /** on close, how long requests in flight may run before their connections are cut (default 5000 ms) */
+  shutdownGraceMs?: number;
 }
 
 export interface RunningServer {
@@ -516,8 +518,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // in-flight transfers are cut: the client retries; uploads stay resumable on disk
-        server.closeAllConnections();
+        // Idle keep-alive connections go now; requests in flight get a grace period to
+        // finish, then are cut (the client retries; an upload stays resumable on disk).
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), opts.shutdownGraceMs ?? 5000).unref();
       }).then(async () => {
         await backend.close?.();
       });
