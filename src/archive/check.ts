@@ -46,6 +46,10 @@ export async function checkArchive(path: string, options: CheckOptions = {}): Pr
     return await checkOpen(path, reader, sidecar, options);
   } catch (e) {
     await reader.close();
+    // Anything missing or mismatched inside the archive is the archive's fault (exit 4).
+    if (isAirlockError(e) && e.code !== 'ARCHIVE' && e.code !== 'ABORTED' && e.side === 'archive') {
+      throw new AirlockError('ARCHIVE', e.message, { side: 'archive', cause: e });
+    }
     throw e;
   }
 }
