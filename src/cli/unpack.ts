@@ -8,7 +8,8 @@ import type { RunContext } from './main.js';
 import { parseConcurrency, parseRetries } from './options.js';
 import { formatBytes, formatRate, Progress } from './progress.js';
 import { Registries } from './registry-setup.js';
-import { openChecked } from './verify.js';
+import { checkSignatures, openChecked } from './verify.js';
+import { clusterPolicies } from '../cluster/policies.js';
 
 interface UnpackCliOptions {
   to: string;
@@ -21,6 +22,7 @@ interface UnpackCliOptions {
   concurrency: string;
   retries: string;
   json?: boolean;
+  policy?: string;
 }
 
 export function registerUnpack(program: Command, ctx: RunContext): void {
@@ -28,10 +30,11 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
     .command('unpack')
     .summary('check an archive, then push it into the disconnected registry with digests and referrers intact')
     .description(
-      'Check every byte of the archive first (as `airlock verify`); nothing is pushed unless it all checks out.\n' +
+      'Check every byte of the archive and every signature against the policies first (as `airlock verify`); nothing\n' +
+        'is pushed unless it all checks out (exit 4: archive malformed; exit 3: an image fails its policy).\n' +
         'Then push blobs, manifests (as their exact bytes), referrers (through the referrers API, or merged into the\n' +
         'sha256-<hex> fallback tag index where the registry has no API), cosign tags and tags, and write\n' +
-        'ImageDigestMirrorSet/ImageTagMirrorSet resources for the cluster.',
+        'ImageDigestMirrorSet/ImageTagMirrorSet, ClusterImagePolicy, registries.d and policy.json for the cluster.',
     )
     .argument('<archive>', 'the archive written by airlock pack')
     .requiredOption('--to <host[:port][/prefix]>', 'destination registry and optional repository prefix')
@@ -40,6 +43,7 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
     .option('--authfile <file>', 'registry credentials (containers auth.json / docker config.json format)')
     .option('--ca-file <file>', 'extra CA certificates (PEM) to trust for the destination TLS')
     .option('--dry-run', 'print the plan and push nothing')
+    .option('--policy <file>', "verification policies (YAML, `policies:`) to apply instead of the archive's own")
     .option('--cluster-resources <dir>', 'where to write the cluster resources', './cluster-resources')
     .addOption(new Option('--concurrency <n>', 'parallel blob pushes').default('4'))
     .addOption(new Option('--retries <n>', 'retries of a request that failed transiently (connection errors, 408, 429, 5xx), with backoff').default('4'))
@@ -50,6 +54,14 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
       const concurrency = parseConcurrency(opts.concurrency);
       const mapping: Mapping = { ...parseDestination(opts.to), keepHost: opts.keepHost === true };
       const archive = await openChecked(path.resolve(ctx.io.cwd, file), ctx, g.quiet);
+      let checked: Awaited<ReturnType<typeof checkSignatures>>;
+      try {
+        // Signatures are verified before any registry is touched: a failure pushes nothing.
+        checked = await checkSignatures(archive, ctx, opts.policy);
+      } catch (e) {
+        await archive.reader.close();
+        throw e;
+      }
       const registries = new Registries({
         plain: () => opts.plainHttp === true,
         caFor: () => (opts.caFile ? path.resolve(ctx.io.cwd, opts.caFile) : undefined),
@@ -102,7 +114,10 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
           },
         });
         progress.done();
-        const files = mirrorSets(report.repositories, `airlock-${archive.inventoryDesc.digest.slice(7, 19)}`);
+        const name = `airlock-${archive.inventoryDesc.digest.slice(7, 19)}`;
+        const cip = clusterPolicies({ name, policies: checked.policies, roots: checked.roots, repositories: report.repositories });
+        for (const n of cip.notes) log.warn(n);
+        const files = [...mirrorSets(report.repositories, name), ...cip.files];
         const written = await writeClusterFiles(path.resolve(ctx.io.cwd, opts.clusterResources), files);
         if (opts.json) ctx.io.stdout.write(`${JSON.stringify({ ...report, clusterResources: written }, null, 2)}\n`);
         else printSummary(report, written, ctx);

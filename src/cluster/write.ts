@@ -15,6 +15,8 @@ export async function writeClusterFiles(dir: string, files: readonly ClusterFile
     const target = path.join(dir, f.name);
     const tmp = `${target}.${process.pid}.tmp`;
     try {
+      // names may hold one folder level (registries.d/, keys/)
+      await mkdir(path.dirname(target), { recursive: true });
       await writeFile(tmp, f.content, { mode: 0o644 });
       await rename(tmp, target);
     } catch (e) {
