@@ -177,7 +177,7 @@ export function verifyImages(input: VerifyInput): VerifyReport {
         reasons = [];
       } else if (required && signatures.length > 0) {
         status = 'invalid';
-        reasons = why(sigs.filter((x) => !x.ok));
+        reasons = why(signatures.filter((x) => !x.ok));
       } else {
         // Signatures by keys outside the scope, or by keys not carried, do not count.
         status = 'unsigned';
