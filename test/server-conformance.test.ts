@@ -153,6 +153,14 @@ describe('airlock serve', () => {
       expect(past.status).toBe(416);
     });
 
+    it('accepts a digest whose colon is percent-encoded', async () => {
+      const b = blob('encoded colon');
+      await pushBlob(base, 'pull/encoded', b);
+      const r = await fetch(`${base}/v2/pull/encoded/blobs/${b.digest.replace(':', '%3A')}`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('docker-content-digest')).toBe(b.digest);
+    });
+
     it('answers 404 BLOB_UNKNOWN for an unknown blob and for a blob of another repository', async () => {
       const b = blob('only in one repo');
       await pushBlob(base, 'pull/one', b);

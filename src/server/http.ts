@@ -76,9 +76,21 @@ const ROUTES: Array<[RegExp, (m: RegExpExecArray) => Route]> = [
 function route(pathname: string): Route {
   for (const [re, make] of ROUTES) {
     const m = re.exec(pathname);
-    if (m) return make(m);
+    if (m) {
+      // a client may percent-encode the ':' of a digest; the decoded value is validated later
+      for (let i = 2; i < m.length; i++) m[i] = safeDecode(m[i]!);
+      return make(m);
+    }
   }
   return { kind: 'none' };
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 /**
