@@ -15,3 +15,12 @@ export function parseRetries(s: string): number {
   }
   return n;
 }
+
+/** `--timeout <seconds>`: how long a connection, a response's headers, or a silent body may take. */
+export function parseTimeout(s: string): number {
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0 || n > 86_400) {
+    throw new AirlockError('USAGE', `--timeout ${s}: expected a number of seconds greater than 0 (fractions allowed)`);
+  }
+  return Math.round(n * 1000);
+}

@@ -9,7 +9,7 @@ import { Logger } from './io.js';
 import type { RunContext } from './main.js';
 import { formatBytes, formatRate, Progress } from './progress.js';
 import { Registries } from './registry-setup.js';
-import { parseConcurrency, parseRetries } from './options.js';
+import { parseConcurrency, parseRetries, parseTimeout } from './options.js';
 
 interface PackCliOptions {
   config?: string;
@@ -22,6 +22,7 @@ interface PackCliOptions {
   caFile?: string;
   concurrency: string;
   retries: string;
+  timeout: string;
   json?: boolean;
   redhatTrust: boolean;
   rekorKeyUrl?: string;
@@ -47,6 +48,7 @@ export function registerPack(program: Command, ctx: RunContext): void {
     .option('--ca-file <file>', 'extra CA certificates (PEM) to trust for registry TLS')
     .addOption(new Option('--concurrency <n>', 'parallel registry requests').default('8'))
     .addOption(new Option('--retries <n>', 'retries of a request that failed transiently (connection errors, 408, 429, 5xx), with backoff').default('4'))
+    .addOption(new Option('--timeout <seconds>', 'give up on a connection, or a response that sends nothing, after this long (then retry)').default('60'))
     .option('--no-redhat-trust', "do not carry Red Hat's release key and Rekor key (overrides trust.redhat)")
     .option('--rekor-key-url <url>', "where to fetch Red Hat's Rekor public key (overrides trust.rekorKeyUrl)")
     .option('--json', 'print a machine-readable report on stdout')
@@ -84,6 +86,7 @@ async function runPack(set: ImageSet, opts: PackCliOptions, ctx: RunContext, log
     side: 'source',
     concurrency,
     retries: parseRetries(opts.retries),
+    timeoutMs: parseTimeout(opts.timeout),
   });
   const progress = new Progress(ctx.io, { quiet: ctx.globals().quiet || false });
   let bytesDone = 0;

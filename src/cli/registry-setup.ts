@@ -23,6 +23,8 @@ export interface RegistriesOptions {
   concurrency: number;
   /** retries after the first attempt of a request that failed transiently */
   retries?: number;
+  /** connect, response-headers and body-idle timeout of one request, in ms */
+  timeoutMs?: number;
 }
 
 export class Registries {
@@ -45,6 +47,7 @@ export class Registries {
         userAgent: 'airlock',
         concurrency: this.#opts.concurrency,
         ...(this.#opts.retries !== undefined ? { retries: this.#opts.retries } : {}),
+        ...(this.#opts.timeoutMs !== undefined ? { timeoutMs: this.#opts.timeoutMs } : {}),
         side: this.#opts.side,
         log: (line) => this.#opts.log.debug(line),
       });

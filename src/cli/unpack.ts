@@ -5,7 +5,7 @@ import { writeClusterFiles } from '../cluster/write.js';
 import { parseDestination, planUnpack, unpack, type Mapping, type UnpackReport } from '../commands/unpack.js';
 import { Logger } from './io.js';
 import type { RunContext } from './main.js';
-import { parseConcurrency, parseRetries } from './options.js';
+import { parseConcurrency, parseRetries, parseTimeout } from './options.js';
 import { formatBytes, formatRate, Progress } from './progress.js';
 import { Registries } from './registry-setup.js';
 import { checkSignatures, openChecked } from './verify.js';
@@ -21,6 +21,7 @@ interface UnpackCliOptions {
   clusterResources: string;
   concurrency: string;
   retries: string;
+  timeout: string;
   json?: boolean;
   policy?: string;
 }
@@ -47,6 +48,7 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
     .option('--cluster-resources <dir>', 'where to write the cluster resources', './cluster-resources')
     .addOption(new Option('--concurrency <n>', 'parallel blob pushes').default('4'))
     .addOption(new Option('--retries <n>', 'retries of a request that failed transiently (connection errors, 408, 429, 5xx), with backoff').default('4'))
+    .addOption(new Option('--timeout <seconds>', 'give up on a connection, or a response that sends nothing, after this long (then retry)').default('60'))
     .option('--json', 'print a machine-readable report on stdout')
     .action(async (file: string, opts: UnpackCliOptions) => {
       const g = ctx.globals();
@@ -71,6 +73,7 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
         side: 'destination',
         concurrency,
         retries: parseRetries(opts.retries),
+        timeoutMs: parseTimeout(opts.timeout),
       });
       const progress = new Progress(ctx.io, { quiet: g.quiet });
       try {

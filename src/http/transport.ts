@@ -217,9 +217,54 @@ export class HttpTransport {
     });
   }
 
+  /** A line for the --verbose log (never headers, so never credentials). */
+  note(line: string): void {
+    this.#log?.(line);
+  }
+
+  /** Retries after the first attempt, for callers that retry at a higher level (resumed bodies, uploads). */
+  get retries(): number {
+    return this.#retries;
+  }
+
+  /**
+   * Wait before retry number `attempt` (0-based): Retry-After when the response
+   * gave one we accept, else the exponential backoff. Rejects with ABORTED on the signal.
+   */
+  async pause(attempt: number, options: { retryAfter?: string | undefined; signal?: AbortSignal | undefined } = {}): Promise<void> {
+    const after = this.#retryAfter(options.retryAfter);
+    const wait = after !== undefined && after <= this.#maxRetryAfterMs ? after : this.#backoff(attempt);
+    await sleep(wait, options.signal);
+  }
+
   async close(): Promise<void> {
     await this.#agent.close();
   }
+}
+
+/** Status codes worth another attempt (RFC 9110 §15.5.9, §15.6; RFC 6585 §4 for 429). */
+export function isRetryableStatus(status: number): boolean {
+  return RETRY_STATUS.has(status);
+}
+
+/**
+ * True for failures of the connection or the body (reset, timeout, closed
+ * early), found anywhere in the cause chain; false for aborts and for our own
+ * size/digest checks, which another attempt would not change.
+ */
+export function isTransientError(e: unknown): boolean {
+  if ((e as { name?: unknown })?.name === 'AbortError') return false;
+  let cur: unknown = e;
+  for (let i = 0; i < 6 && cur; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (RETRY_ERROR_CODES.has(code) || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return true;
+      if (code === 'ABORTED' || code === 'DIGEST_MISMATCH' || code === 'SIZE_MISMATCH' || code === 'UND_ERR_ABORTED') return false;
+      if (code === 'NETWORK') return true;
+    }
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Release a response's connection without reading what we do not need. */

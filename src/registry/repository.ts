@@ -1,6 +1,6 @@
-import { pipeline, type Readable } from 'node:stream';
-import { AirlockError, isAirlockError } from '../errors.js';
-import { dump, header, readBody, redact, type HttpResponse } from '../http/transport.js';
+import { pipeline, Readable } from 'node:stream';
+import { AirlockError, errorLine, isAirlockError } from '../errors.js';
+import { dump, header, isRetryableStatus, isTransientError, readBody, redact, type HttpResponse } from '../http/transport.js';
 import type { OpOptions, ReferrerLister, ReferrersOptions, TagLister, Target } from '../content/storage.js';
 import { readAll, toReadable } from '../content/read.js';
 import { digestAlgorithm, digestOf, isDigest, verifyBytes, VerifyingStream, type Digest } from '../oci/digest.js';
@@ -45,24 +45,134 @@ export class Repository implements Target, ReferrerLister, TagLister {
 
   // ---- reads -------------------------------------------------------------
 
-  /** A blob or manifest as a stream that errors unless its bytes match `desc`. */
+  /**
+   * A blob or manifest as a stream that errors unless its bytes match `desc`.
+   * A blob whose body breaks off (reset, body timeout, truncated) is resumed
+   * with `Range: bytes=N-` (RFC 9110 §14.2; distribution-spec "Pulling Blobs"
+   * allows Range on blob GETs); the digest is checked over the joined bytes.
+   */
   async fetch(desc: Descriptor, options: OpOptions = {}): Promise<Readable> {
     const manifest = isManifestMediaType(desc.mediaType);
     const what = `${manifest ? 'manifest' : 'blob'} ${desc.digest}`;
-    const res = await this.#send('pull', {
-      method: 'GET',
-      url: `${this.name}/${manifest ? 'manifests' : 'blobs'}/${desc.digest}`,
-      headers: manifest ? { accept: acceptFor(desc.mediaType) } : {},
-      signal: options.signal,
-      // Blob GETs are commonly redirected to storage; the transport drops
-      // Authorization when the redirect leaves the registry's origin.
-      followRedirects: !manifest,
-    });
-    if (res.status !== 200) throw await this.#fail(res, `fetching ${what}`);
+    const get = (range?: number): Promise<HttpResponse> =>
+      this.#send('pull', {
+        method: 'GET',
+        url: `${this.name}/${manifest ? 'manifests' : 'blobs'}/${desc.digest}`,
+        headers: { ...(manifest ? { accept: acceptFor(desc.mediaType) } : {}), ...(range !== undefined ? { range: `bytes=${range}-` } : {}) },
+        signal: options.signal,
+        // Blob GETs are commonly redirected to storage; the transport drops
+        // Authorization when the redirect leaves the registry's origin.
+        followRedirects: !manifest,
+      });
     const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `${what} of ${this}`, ...this.#side() });
+    if (manifest) {
+      // Manifests are small: read whole, again from the start if the body breaks.
+      const { bytes } = await this.#readWhole(() => get(), `fetching ${what}`, Math.max(desc.size + 1, 1), options.signal);
+      pipeline(Readable.from([bytes]), verifier, () => undefined);
+      return verifier;
+    }
+    const res = await get();
+    if (res.status !== 200) throw await this.#fail(res, `fetching ${what}`);
+    const body = Readable.from(this.#resumingBody(res, desc, get, options.signal), { objectMode: false });
     // pipeline destroys the HTTP body if the consumer stops early or the check fails.
-    pipeline(res.body, verifier, () => undefined);
+    pipeline(body, verifier, () => undefined);
     return verifier;
+  }
+
+  /**
+   * The bytes of a blob across as many responses as it takes: when a body
+   * breaks off after N bytes, ask for the rest from N. A 206 continues where we
+   * were; a 200 (Range ignored) is read from the start with the first N bytes
+   * dropped. At most `retries` attempts in a row that bring no new byte.
+   */
+  async *#resumingBody(
+    first: HttpResponse,
+    desc: Descriptor,
+    get: (range?: number) => Promise<HttpResponse>,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Buffer> {
+    const http = this.#s.http;
+    let res: HttpResponse | undefined = first;
+    let skip = 0;
+    let offset = 0;
+    let idle = 0;
+    let resumes = 0;
+    try {
+      for (;;) {
+        const before = offset;
+        let broke: unknown;
+        try {
+          for await (const c of res.body) {
+            let b = c as Buffer;
+            if (skip > 0) {
+              const drop = Math.min(skip, b.length);
+              skip -= drop;
+              b = b.subarray(drop);
+              if (b.length === 0) continue;
+            }
+            offset += b.length;
+            yield b;
+          }
+        } catch (e) {
+          if (signal?.aborted) throw new AirlockError('ABORTED', `fetching blob ${desc.digest} of ${this}: cancelled`, { cause: e });
+          if (!isTransientError(e)) throw e;
+          broke = e;
+        }
+        // A body that ended cleanly but short (no Content-Length, cut) is resumed too;
+        // one that ended at or past the size is left to the verifier's judgement.
+        if (broke === undefined && offset >= desc.size) return;
+        res = undefined;
+        idle = offset > before ? 0 : idle + 1;
+        resumes++;
+        if (idle > http.retries || resumes > MAX_RESUMES) {
+          const why = broke === undefined ? 'the body ended early' : errorLine(broke);
+          throw this.#s.error('NETWORK', `fetching blob ${desc.digest} of ${this}: the download broke off at byte ${offset} of ${desc.size} (${why}) and could not be resumed after ${resumes - 1} attempt(s); try again later or raise --retries`);
+        }
+        this.#s.http.note(`GET blob ${desc.digest}: resuming at byte ${offset} of ${desc.size}`);
+        await http.pause(idle, { signal });
+        const next = await get(offset);
+        if (next.status === 206 && rangeStart(header(next, 'content-range')) === offset) {
+          skip = 0;
+        } else if (next.status === 200) {
+          skip = offset; // the registry ignored Range: read again, drop what we have
+        } else if (next.status === 416 || next.status === 206) {
+          await dump(next);
+          skip = 0;
+          res = await get();
+          if (res.status !== 200) throw await this.#fail(res, `fetching blob ${desc.digest}`);
+          skip = offset;
+          continue;
+        } else {
+          throw await this.#fail(next, `resuming blob ${desc.digest} at byte ${offset}`);
+        }
+        res = next;
+      }
+    } finally {
+      if (res && !res.body.destroyed) res.body.destroy();
+    }
+  }
+
+  /** GET a small document whole; a body that breaks off is fetched again, up to the retry budget. */
+  async #readWhole(
+    get: () => Promise<HttpResponse>,
+    what: string,
+    limit: number,
+    signal: AbortSignal | undefined,
+    inspect?: (res: HttpResponse) => void,
+  ): Promise<{ res: HttpResponse; bytes: Buffer }> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await get();
+      if (res.status !== 200) throw await this.#fail(res, what);
+      inspect?.(res);
+      try {
+        return { res, bytes: await readAll(res.body, limit, `${what} of ${this}`) };
+      } catch (e) {
+        if (signal?.aborted) throw new AirlockError('ABORTED', `${what} of ${this}: cancelled`, { cause: e });
+        if (!isTransientError(e) || attempt >= this.#s.http.retries) throw e;
+        this.#s.http.note(`${what} of ${this}: the body broke off (${errorLine(e)}); fetching again`);
+        await this.#s.http.pause(attempt, { signal });
+      }
+    }
   }
 
   /** HEAD: is the blob or manifest present? */
@@ -111,19 +221,25 @@ export class Repository implements Target, ReferrerLister, TagLister {
    */
   async fetchManifest(reference: string, options: OpOptions = {}): Promise<{ desc: Descriptor; bytes: Buffer }> {
     const what = `manifest ${reference}`;
-    const res = await this.#send('pull', {
-      method: 'GET',
-      url: `${this.name}/manifests/${reference}`,
-      headers: { accept: MANIFEST_ACCEPT },
-      signal: options.signal,
-    });
-    if (res.status !== 200) throw await this.#fail(res, `fetching ${what}`);
-    const declared = Number(header(res, 'content-length'));
-    if (Number.isSafeInteger(declared) && declared > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw this.#s.error('MANIFEST_INVALID', `${what} of ${this}: ${declared} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit for manifests`);
-    }
-    const bytes = await readAll(res.body, MAX_MANIFEST_BYTES, `${what} of ${this}`);
+    const { res, bytes } = await this.#readWhole(
+      () =>
+        this.#send('pull', {
+          method: 'GET',
+          url: `${this.name}/manifests/${reference}`,
+          headers: { accept: MANIFEST_ACCEPT },
+          signal: options.signal,
+        }),
+      `fetching ${what}`,
+      MAX_MANIFEST_BYTES,
+      options.signal,
+      (r) => {
+        const declared = Number(header(r, 'content-length'));
+        if (Number.isSafeInteger(declared) && declared > MAX_MANIFEST_BYTES) {
+          r.body.destroy();
+          throw this.#s.error('MANIFEST_INVALID', `${what} of ${this}: ${declared} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit for manifests`);
+        }
+      },
+    );
     const dcd = header(res, 'docker-content-digest');
     const expected: Digest | undefined = isDigest(reference) ? reference : dcd !== undefined && isDigest(dcd) ? dcd : undefined;
     const digest = digestOf(bytes, expected ? digestAlgorithm(expected) : 'sha256');
@@ -485,6 +601,15 @@ export class Repository implements Target, ReferrerLister, TagLister {
     const s = this.#s.side;
     return s === 'source' || s === 'destination' ? { side: s } : {};
   }
+}
+
+/** Resumes of one blob download, whatever progress they make: a link that breaks every few bytes is not worth it. */
+const MAX_RESUMES = 64;
+
+/** The first byte of `Content-Range: bytes FIRST-LAST/SIZE` (RFC 9110 §14.4). */
+function rangeStart(v: string | undefined): number | undefined {
+  const m = v === undefined ? null : /^bytes\s+(\d+)-\d+\/(?:\d+|\*)$/i.exec(v.trim());
+  return m ? Number(m[1]) : undefined;
 }
 
 function acceptFor(mediaType: string): string {

@@ -3,19 +3,39 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * What to do with one request: answer it ourselves with a status, cut the
- * connection (before or in the middle of the body), stall, or pass it through.
+ * connection (before or in the middle of the body), stall, truncate, corrupt,
+ * redirect, or pass it through (undefined).
+ *
+ * `after` is the number of body bytes let through before the fault (default:
+ * half the Content-Length).
  */
 export type FaultAction =
   | { status: number; headers?: Record<string, string>; body?: string }
-  | { reset: 'before' | 'mid-body' }
-  | { stall: true }
-  | { truncate: true }
+  /** destroy the socket before any answer, or after `after` body bytes */
+  | { reset: 'before' | 'mid-body'; after?: number }
+  /** never answer, or stop sending (socket kept open) after `after` body bytes */
+  | { stall: true | 'mid-body'; after?: number }
+  /** drop Content-Length and end the response cleanly after `after` bytes: a short body with no transport error */
+  | { truncate: true; after?: number }
+  /** flip one byte of the body at offset `at` (default 0) */
+  | { corrupt: true; at?: number }
+  /** answer 307 with this Location (absolute URL) */
+  | { redirect: string }
   | undefined;
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+  range?: string;
+  authorization?: string;
+}
 
 export interface FaultProxy {
   host: string;
   /** requests seen, as "METHOD path" (for assertions on what the client did) */
   seen: string[];
+  /** the same requests with their Range and Authorization headers */
+  requests: SeenRequest[];
   stop(): Promise<void>;
 }
 
@@ -25,20 +45,32 @@ export interface FaultProxy {
  */
 export async function startFaultProxy(target: string, rule: (req: IncomingMessage, n: number) => FaultAction): Promise<FaultProxy> {
   const seen: string[] = [];
+  const requests: SeenRequest[] = [];
   let n = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     seen.push(`${req.method} ${req.url}`);
+    requests.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      ...(typeof req.headers.range === 'string' ? { range: req.headers.range } : {}),
+      ...(typeof req.headers.authorization === 'string' ? { authorization: req.headers.authorization } : {}),
+    });
     const action = rule(req, n++);
     if (action && 'status' in action) {
       req.resume();
       res.writeHead(action.status, { 'content-type': 'application/json', ...(action.headers ?? {}) }).end(action.body ?? '{"errors":[{"code":"UNKNOWN","message":"injected fault"}]}');
       return;
     }
+    if (action && 'redirect' in action) {
+      req.resume();
+      res.writeHead(307, { location: action.redirect, 'content-length': '0' }).end();
+      return;
+    }
     if (action && 'reset' in action && action.reset === 'before') {
       req.socket.destroy();
       return;
     }
-    if (action && 'stall' in action) return; // never answer
+    if (action && 'stall' in action && action.stall === true) return; // never answer
     const [host, port] = target.split(':');
     const up = httpRequest(
       { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: target } },
@@ -46,20 +78,54 @@ export async function startFaultProxy(target: string, rule: (req: IncomingMessag
         const headers = { ...upRes.headers };
         // Location headers point at the real registry; keep clients talking to us.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(`//${target}`, `//${req.headers.host}`);
-        res.writeHead(upRes.statusCode ?? 502, headers);
-        if (action && ('reset' in action || 'truncate' in action)) {
+        const declared = Number(upRes.headers['content-length'] ?? 0);
+        if (action && ('reset' in action || 'stall' in action || 'truncate' in action)) {
+          const limit = action.after ?? Math.floor(declared / 2);
+          const truncate = 'truncate' in action;
+          if (truncate) delete headers['content-length'];
+          res.writeHead(upRes.statusCode ?? 502, headers);
           let sent = 0;
-          const limit = Number(upRes.headers['content-length'] ?? 0) / 2;
+          let cut = false;
+          const stop = (): void => {
+            cut = true;
+            if (truncate) res.end();
+            else if ('reset' in action) res.socket?.destroy();
+            // stall: keep the socket open and send nothing more
+            upRes.destroy();
+          };
+          if (limit <= 0) {
+            stop();
+            return;
+          }
           upRes.on('data', (c: Buffer) => {
+            if (cut) return;
             if (sent + c.length >= limit) {
-              res.write(c.subarray(0, Math.max(0, Math.floor(limit - sent))));
-              res.socket?.destroy();
-              upRes.destroy();
+              res.write(c.subarray(0, limit - sent));
+              sent = limit;
+              stop();
               return;
             }
             sent += c.length;
             res.write(c);
           });
+          upRes.on('end', () => {
+            if (!cut) res.end();
+          });
+          return;
+        }
+        res.writeHead(upRes.statusCode ?? 502, headers);
+        if (action && 'corrupt' in action) {
+          const at = action.at ?? 0;
+          let pos = 0;
+          upRes.on('data', (c: Buffer) => {
+            if (at >= pos && at < pos + c.length) {
+              c = Buffer.from(c);
+              c[at - pos] = c[at - pos]! ^ 0xff;
+            }
+            pos += c.length;
+            res.write(c);
+          });
+          upRes.on('end', () => res.end());
           return;
         }
         upRes.pipe(res);
@@ -73,6 +139,7 @@ export async function startFaultProxy(target: string, rule: (req: IncomingMessag
   return {
     host: `127.0.0.1:${port}`,
     seen,
+    requests,
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
