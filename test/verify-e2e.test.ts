@@ -117,6 +117,19 @@ describe('verification end to end: pack → verify → unpack with signature pol
     }
   });
 
+  it('pack --verify checks before writing: the good set is written, the failing one exits 3 and writes nothing', async () => {
+    const ok = path.join(dir, 'verified.tar');
+    const g = await runCli(['pack', '--config', path.join(dir, 'good.yaml'), '-o', ok, '--verify']);
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stderr).toMatch(/verify: verified by team \(logged in redhat-rekor\)  127\.0\.0\.1:\d+\/team\/app:single/);
+    expect((await readFile(ok)).length).toBeGreaterThan(0);
+    const bad = path.join(dir, 'refused.tar');
+    const b = await runCli(['pack', '--config', path.join(dir, 'bad.yaml'), '-o', bad, '--verify']);
+    expect(b.code).toBe(3);
+    expect(b.stderr.split('\n').filter((l) => l.startsWith('airlock: verify: '))).toHaveLength(4);
+    expect((await readdir(dir)).filter((f) => f.startsWith('refused.tar'))).toEqual([]);
+  });
+
   it('a --policy file on the disconnected side replaces the archive policy', async () => {
     const pol = path.join(dir, 'policy.yaml');
     await writeFile(pol, ['policies:', `  - scopes: ["${src.host}/team/app"]`, '    roots: [team]', ''].join('\n'));

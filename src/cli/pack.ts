@@ -5,6 +5,8 @@ import { imageSetFromArgs, isBlocked, loadImageSet, platformsFor, registrySettin
 import { AirlockError } from '../errors.js';
 import { archiveMtime } from '../layout/format.js';
 import { carriedTrustRoots } from '../trust/collect.js';
+import { verifyPlan } from '../verify/index.js';
+import { resultLine } from './verify.js';
 import { Logger } from './io.js';
 import type { RunContext } from './main.js';
 import { formatBytes, formatRate, Progress } from './progress.js';
@@ -26,6 +28,8 @@ interface PackCliOptions {
   json?: boolean;
   redhatTrust: boolean;
   rekorKeyUrl?: string;
+  verify?: boolean;
+  refreshTrust?: boolean;
 }
 
 export function registerPack(program: Command, ctx: RunContext): void {
@@ -51,6 +55,8 @@ export function registerPack(program: Command, ctx: RunContext): void {
     .addOption(new Option('--timeout <seconds>', 'give up on a connection, or a response that sends nothing, after this long (then retry)').default('60'))
     .option('--no-redhat-trust', "do not carry Red Hat's release key and Rekor key (overrides trust.redhat)")
     .option('--rekor-key-url <url>', "where to fetch Red Hat's Rekor public key (overrides trust.rekorKeyUrl)")
+    .option('--verify', 'verify every signature against the policies before writing (as `airlock verify`); exit 3 and write nothing on failure')
+    .option('--refresh-trust', "fetch Red Hat's release key from its URL instead of using the copy shipped with airlock")
     .option('--json', 'print a machine-readable report on stdout')
     .action(async (refs: string[], opts: PackCliOptions) => {
       const g = ctx.globals();
@@ -96,13 +102,31 @@ async function runPack(set: ImageSet, opts: PackCliOptions, ctx: RunContext, log
       redhat: opts.redhatTrust === false ? false : set.trust.redhat,
       ...(opts.rekorKeyUrl !== undefined ? { rekorKeyUrl: opts.rekorKeyUrl } : {}),
     };
-    const trustRoots = await carriedTrustRoots(trust, { env: ctx.io.env, log, ...(ctx.io.signal ? { signal: ctx.io.signal } : {}) });
+    const trustRoots = await carriedTrustRoots(trust, {
+      env: ctx.io.env,
+      log,
+      ...(opts.refreshTrust ? { refreshRedHatKey: true } : {}),
+      ...(ctx.io.signal ? { signal: ctx.io.signal } : {}),
+    });
+    const imageSetJson = set.toJSON() as { policies?: unknown };
     const epoch = archiveMtime(undefined, ctx.io.env);
     return await pack({
       images: images.map((im) => ({ ref: im.ref, platforms: platformsFor(set, im) })),
       signatures: set.signatures,
       attachments: { matches: (t) => set.attachments.matches(t), none: !set.attachments.all && set.attachments.types.length === 0 },
-      imageSet: set.toJSON(),
+      imageSet: imageSetJson,
+      ...(opts.verify
+        ? {
+            beforeWrite: async (plan, graph, readSmall) => {
+              const report = await verifyPlan(plan, graph, trustRoots, imageSetJson.policies, readSmall);
+              for (const r of report.results) log.info(`verify: ${resultLine(r)}`);
+              if (!report.ok) {
+                for (const line of report.failures) ctx.io.stderr.write(`airlock: verify: ${line}\n`);
+                throw new AirlockError('VERIFY', `${report.failures.length} image(s) failed signature verification (listed above); nothing was written`, { side: 'source' });
+              }
+            },
+          }
+        : {}),
       output,
       open: (registry, repository) => registries.repository(registry, repository),
       trustRoots,

@@ -1,6 +1,9 @@
 import type { Fetcher, OpOptions } from '../content/storage.js';
 import { AirlockError, errorLine, isAirlockError } from '../errors.js';
-import { planArchive, type TrustRootContent } from '../archive/build.js';
+import { planArchive, type ArchivePlan, type TrustRootContent } from '../archive/build.js';
+import { fetchBytes } from '../content/read.js';
+import type { Descriptor } from '../oci/manifest.js';
+import type { Graph } from '../graph/discover.js';
 import type { Inventory } from '../archive/inventory.js';
 import { discover, type DiscoveryEvent, type DiscoverySource, type TypeSelector } from '../graph/discover.js';
 import { ArchiveWriter } from '../layout/writer.js';
@@ -24,6 +27,12 @@ export interface PackOptions extends OpOptions {
   /** seconds since the epoch for tar mtimes and the inventory's `created` (SOURCE_DATE_EPOCH) */
   epoch: number;
   onEvent?: (e: PackEvent) => void;
+  /**
+   * Called once everything is discovered and planned, before the archive file is
+   * created (`pack --verify`): throw to write nothing. `readSmall` reads a small blob
+   * (a signature payload) from its source, digest-checked.
+   */
+  beforeWrite?: (plan: ArchivePlan, graph: Graph, readSmall: (desc: Descriptor, repository: string) => Promise<Buffer>) => Promise<void>;
 }
 
 export type PackEvent = DiscoveryEvent | { type: 'blob'; digest: string; size: number; done: number; total: number };
@@ -61,6 +70,12 @@ export async function pack(o: PackOptions): Promise<PackReport> {
     imageSet: o.imageSet,
     trustRoots: o.trustRoots,
   });
+  if (o.beforeWrite) {
+    await o.beforeWrite(plan, graph, (desc, repository) => {
+      const slash = repository.indexOf('/');
+      return fetchBytes(o.open(repository.slice(0, slash), repository.slice(slash + 1)), desc, { what: `${repository}: blob ${desc.digest}`, side: 'source' });
+    });
+  }
   const writer = await ArchiveWriter.create({ path: o.output, mtime: o.epoch, ...(signal ? { signal } : {}) });
   try {
     await writer.writeHeader(plan.indexBytes);

@@ -9,3 +9,4 @@ export type { LogKey, SigningKey, TrustRootData, TrustStore } from './trust.js';
 export { checkSimpleSigning, checkRekorEntry, checkPayloadClaims } from './checks.js';
 export type { SignatureContext, SignatureOutcome } from './checks.js';
 export { checkSigstoreBundle, checkDsseEnvelope, simpleSigningPayload } from './bundle.js';
+export { verifyPlan } from './plan.js';
