@@ -84,6 +84,25 @@ function addSignature(input: ReturnType<typeof inputFrom>, subject: Digest, payl
   input.referrers.push({ subject, digest, mediaType: MediaType.OciManifest, size: bytes.length, kind: 'signature', types: [], foundBy: [], repository: REGISTRY });
 }
 
+/** Add an OCI 1.1 referrer whose one layer is a Sigstore bundle. */
+function addBundle(input: ReturnType<typeof inputFrom>, subject: Digest, json: unknown, mediaType: string = MediaType.SigstoreBundle03): void {
+  const bytes = encodeJson(json);
+  const layerDigest = sha256(bytes);
+  input.blobs.set(layerDigest, bytes);
+  const manifest = {
+    schemaVersion: 2 as const,
+    mediaType: MediaType.OciManifest,
+    artifactType: mediaType,
+    config: { mediaType: MediaType.OciEmpty, digest: sha256('{}'), size: 2 },
+    layers: [{ mediaType, digest: layerDigest, size: bytes.length }],
+    subject: { mediaType: MediaType.OciManifest, digest: subject, size: 1 },
+  };
+  const m = encodeJson(manifest);
+  const digest = sha256(m);
+  input.manifests.set(digest, { manifest });
+  input.referrers.push({ subject, digest, mediaType: MediaType.OciManifest, size: m.length, kind: 'signature', types: [], foundBy: [], repository: REGISTRY });
+}
+
 function teamPolicy(transparencyLog: boolean, roots = ['team']): Policy {
   return { name: 'team', scopes: [`${REGISTRY}/team`], roots, require: 'signature', transparencyLog, origin: 'file' };
 }
@@ -245,6 +264,79 @@ describe('verifyImages', () => {
       const r = root('team', 'public-key', fx.signingKey.publicKeyPem);
       const altered = { ...r, bytes: Buffer.from(fx.keys.ecdsa.publicKeyPem) };
       expect(() => loadTrust([altered])).toThrow(/trust root team: its blob hashes to sha256:[0-9a-f]{64}, not sha256:[0-9a-f]{64}/);
+    });
+  });
+
+  describe('when the signature is a Sigstore bundle of another version or content', () => {
+    let fx: FixtureSet;
+    let index: Digest;
+    let bundleJson: Record<string, unknown>;
+    beforeAll(async () => {
+      fx = await buildFixtures({ seed: 'verify-bundles', registry: REGISTRY, repository: REPO, signWith: 'ecdsa', rekorUrl: rekor.url, include: { single: false, unsigned: false, cosignSignatures: false, attestation: false, sbom: false } });
+      index = fx.images.find((i) => i.tag === 'multi')!.digest;
+      const sig = fx.referrers.find((r) => r.kind === 'signature' && r.subject === index)!;
+      const layer = (parseManifest(fx.store.bytes(sig.digest)!) as { layers: { digest: string }[] }).layers[0]!;
+      bundleJson = JSON.parse(fx.store.bytes(layer.digest)!.toString()) as Record<string, unknown>;
+    });
+    const roots = () => [root('team', 'public-key', fx.signingKey.publicKeyPem), root('team-rekor', 'rekor-key', rekor.publicKeyPem)];
+    const only = (json: unknown, mediaType?: string, log = true) => {
+      const input = inputFrom(fx, roots(), [teamPolicy(log)]);
+      input.referrers.length = 0;
+      addBundle(input, index, json, mediaType);
+      return verifyImages(input).results.find((r) => r.digest === index)!;
+    };
+
+    it('verifies the v0.3 message-signature bundle with its Rekor entry (control)', () => {
+      expect(only(bundleJson)).toMatchObject({ status: 'verified', root: 'team', log: 'team-rekor' });
+    });
+
+    for (const [v, mt] of [
+      ['v0.2', MediaType.SigstoreBundle02],
+      ['v0.1', MediaType.SigstoreBundle01],
+    ] as const) {
+      it(`verifies the same signature as a ${v} bundle`, () => {
+        const r = only({ ...bundleJson, mediaType: mt }, mt);
+        expect(r.status, r.reasons.join()).toBe('verified');
+        expect(r.signatures[0]!.format).toBe(`sigstore bundle ${v}`);
+      });
+    }
+
+    it('verifies a DSSE signature bundle whose statement names the image, and rejects one naming another digest', async () => {
+      const statement = (digest: string) =>
+        Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: `${REGISTRY}/${REPO}`, digest: { sha256: digest.slice(7) } }], predicateType: 'https://sigstore.dev/cosign/sign/v1', predicate: {} }));
+      const { dssePae } = await import('./support/fixtures/index.js');
+      const dsse = (payload: Buffer) => ({
+        mediaType: MediaType.SigstoreBundle03,
+        verificationMaterial: { publicKey: { hint: '' }, tlogEntries: [], timestampVerificationData: { rfc3161Timestamps: [] } },
+        dsseEnvelope: {
+          payload: payload.toString('base64'),
+          payloadType: MediaType.InToto,
+          signatures: [{ sig: signBlob(fx.signingKey.privateKey, dssePae(MediaType.InToto, payload)).toString('base64'), keyid: '' }],
+        },
+      });
+      expect(only(dsse(statement(index)), undefined, false)).toMatchObject({ status: 'verified', root: 'team' });
+      const other = only(dsse(statement(sha256('elsewhere'))), undefined, false);
+      expect(other.status).toBe('invalid');
+      expect(other.reasons.join()).toMatch(new RegExp(`in-toto statement does not name ${index} as a subject`));
+    });
+
+    it('rejects a message-signature bundle made for another image', () => {
+      const r = only(bundleJson);
+      expect(r.status).toBe('verified');
+      const input = inputFrom(fx, roots(), [teamPolicy(true)]);
+      input.referrers.length = 0;
+      const child = fx.images.find((i) => i.tag === 'multi')!.children[0]!;
+      addBundle(input, child, bundleJson);
+      const c = verifyImages(input).results.find((x) => x.digest === child)!;
+      expect(c.status).toBe('invalid');
+      expect(c.reasons.join()).toMatch(/message digest is not that of the signing payload for .*: it signs another image or repository/);
+    });
+
+    it('reports keyless (certificate) bundles as not verifiable by this version', () => {
+      const vm = bundleJson.verificationMaterial as Record<string, unknown>;
+      const r = only({ ...bundleJson, verificationMaterial: { ...vm, publicKey: undefined, certificate: { rawBytes: Buffer.from('not a cert').toString('base64') } } });
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/keyless \(certificate\) bundles are not verified/);
     });
   });
 
