@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# airlock against skopeo on loopback Distribution registries (issue 8). Not part of the tests.
+#   npm run bench [-- --rounds N] [-- --big] [-- --profile] [-- --small N] [-- --keep]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent
+npx tsc -p tsconfig.bench.json
+node .build/scripts/bench.js "$@"
