@@ -275,7 +275,7 @@ describe('verifyImages', () => {
       fx = await buildFixtures({ seed: 'verify-bundles', registry: REGISTRY, repository: REPO, signWith: 'ecdsa', rekorUrl: rekor.url, include: { single: false, unsigned: false, cosignSignatures: false, attestation: false, sbom: false } });
       index = fx.images.find((i) => i.tag === 'multi')!.digest;
       const sig = fx.referrers.find((r) => r.kind === 'signature' && r.subject === index)!;
-      const layer = (parseManifest(fx.store.bytes(sig.digest)!) as { layers: { digest: string }[] }).layers[0]!;
+      const layer = (parseManifest(fx.store.bytes(sig.digest)!) as unknown as { layers: { digest: string }[] }).layers[0]!;
       bundleJson = JSON.parse(fx.store.bytes(layer.digest)!.toString()) as Record<string, unknown>;
     });
     const roots = () => [root('team', 'public-key', fx.signingKey.publicKeyPem), root('team-rekor', 'rekor-key', rekor.publicKeyPem)];
