@@ -3,7 +3,7 @@ import type { InventoryImage, InventoryReferrer } from '../src/archive/inventory
 import { sha256, type Digest } from '../src/oci/digest.js';
 import { Annotation, encodeJson, isIndex, parseManifest, type Manifest } from '../src/oci/manifest.js';
 import { isManifestMediaType, MediaType } from '../src/oci/media-types.js';
-import { effectivePolicies, loadTrust, verifyImages, type Policy, type TrustRootData, type VerifyInput } from '../src/verify/index.js';
+import { effectivePolicies, loadTrust, policyFor, verifyImages, type Policy, type TrustRootData, type VerifyInput } from '../src/verify/index.js';
 import {
   buildFixtures,
   fixtureKeys,
@@ -365,5 +365,26 @@ describe('verifyImages', () => {
       expect(unsigned).toMatchObject({ status: 'unsigned', failed: true });
       expect(report.failures).toHaveLength(1);
     });
+  });
+});
+
+describe('policyFor', () => {
+  const p = (name: string, scopes: string[], origin: Policy['origin'] = 'archive'): Policy => ({ name, scopes, roots: ['x'], require: 'signature', transparencyLog: false, origin });
+  const policies = [p('host', ['quay.io']), p('ns', ['quay.io/team']), p('repo', ['quay.io/team/app:1.0']), p('wild', ['*.example.com']), p('wilder', ['*.eu.example.com']), p('port', ['localhost:5000/a'])];
+  it.each([
+    ['quay.io/other/x', 'host'],
+    ['quay.io/team/x', 'ns'],
+    ['quay.io/team/app', 'repo'],
+    ['quay.io/teamster/app', 'host'],
+    ['registry.example.com/a', 'wild'],
+    ['r.eu.example.com/a', 'wilder'],
+    ['localhost:5000/a/b', 'port'],
+    ['example.com/a', undefined],
+    ['registry.redhat.io/ubi9/ubi', undefined],
+  ])('%s is governed by %s (most specific scope wins)', (repo, want) => {
+    expect(policyFor(policies, repo)?.name).toBe(want);
+  });
+  it('prefers a --policy file over the archive on the same scope', () => {
+    expect(policyFor([p('a', ['quay.io/team']), p('f', ['quay.io/team'], 'file')], 'quay.io/team/app')?.name).toBe('f');
   });
 });

@@ -32,7 +32,8 @@ export const DEFAULT_POLICIES: readonly Policy[] = [
  */
 export function scopeSpecificity(scope: string, repository: string): number {
   const host = repository.split('/')[0] ?? '';
-  if (scope.startsWith('*.')) return host.endsWith(scope.slice(1)) ? 1 : -1;
+  // wildcards rank below any host, longer (more specific) domains first
+  if (scope.startsWith('*.')) return host.endsWith(scope.slice(1)) ? 1 + scope.length / 1e4 : -1;
   // drop a tag or digest (only after the last '/': a host may carry a port)
   const bare = scope.replace(/@.*$/, '').replace(/^(.*\/[^/:]*):[^/]*$/, '$1');
   if (repository === bare || repository.startsWith(`${bare}/`)) return 2 + bare.length;
