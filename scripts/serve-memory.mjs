@@ -4,7 +4,8 @@
 // Starts `airlock serve` in a child process on a temp root, pushes a pseudo-random blob
 // generated on the fly (AES-CTR keystream, never held in memory) in one PUT, pulls it back
 // with a streaming GET, checks the digest, and prints the server's peak RSS (VmHWM from
-// /proc/PID/status) after start, after the push and after the pull.
+// /proc/PID/status) after start, after each push and after the pull. The blob is pushed
+// twice: in one PUT, then as one streamed PATCH closed by an empty PUT.
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -85,6 +86,21 @@ try {
   const pushSeconds = (Date.now() - t) / 1000;
   const afterPush = await vm(child.pid);
 
+  // the same bytes again as one streamed PATCH and an empty closing PUT (what skopeo does)
+  t = Date.now();
+  const post2 = await request(`${base}/v2/${repo}-chunked/blobs/uploads/`, 'POST');
+  await drain(post2);
+  const patch = await request(new URL(post2.headers.location, base), 'PATCH', randomStream(), { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+  await drain(patch);
+  if (patch.statusCode !== 202) throw new Error(`PATCH answered ${patch.statusCode}`);
+  const close = new URL(patch.headers.location, base);
+  close.searchParams.set('digest', digest);
+  const put2 = await request(close, 'PUT');
+  await drain(put2);
+  if (put2.statusCode !== 201) throw new Error(`closing PUT answered ${put2.statusCode}`);
+  const patchSeconds = (Date.now() - t) / 1000;
+  const afterPatch = await vm(child.pid);
+
   t = Date.now();
   const get = await request(`${base}/v2/${repo}/blobs/${digest}`, 'GET');
   const g = createHash('sha256');
@@ -99,8 +115,8 @@ try {
   const afterPull = await vm(child.pid);
 
   console.log(`blob: ${sizeMiB} MiB ${digest}`);
-  console.log(`push: ${pushSeconds.toFixed(1)} s (${(sizeMiB / pushSeconds).toFixed(0)} MiB/s), pull: ${pullSeconds.toFixed(1)} s (${(sizeMiB / pullSeconds).toFixed(0)} MiB/s), digest checked`);
-  console.log(`server peak RSS (VmHWM): after start ${atStart.hwmMiB} MiB, after push ${afterPush.hwmMiB} MiB, after pull ${afterPull.hwmMiB} MiB`);
+  console.log(`push (one PUT): ${pushSeconds.toFixed(1)} s (${(sizeMiB / pushSeconds).toFixed(0)} MiB/s), push (streamed PATCH + PUT): ${patchSeconds.toFixed(1)} s, pull: ${pullSeconds.toFixed(1)} s (${(sizeMiB / pullSeconds).toFixed(0)} MiB/s), digest checked`);
+  console.log(`server peak RSS (VmHWM): after start ${atStart.hwmMiB} MiB, after PUT ${afterPush.hwmMiB} MiB, after PATCH ${afterPatch.hwmMiB} MiB, after pull ${afterPull.hwmMiB} MiB`);
   console.log(`server RSS now: ${afterPull.rssMiB} MiB`);
 } finally {
   child.kill('SIGTERM');

@@ -58,6 +58,21 @@ describe('airlock serve storage', () => {
     });
   });
 
+  describe('when a crash left temp files behind', () => {
+    it('removes old temp files at start and keeps fresh ones another process may be writing', async () => {
+      let s = await startTestServer();
+      const old = path.join(s.root, 'tmp', 'left-by-a-crash');
+      const fresh = path.join(s.root, 'tmp', 'being-written');
+      await fs.writeFile(old, 'x');
+      await fs.writeFile(fresh, 'y');
+      const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      await fs.utimes(old, twoHoursAgo, twoHoursAgo);
+      s = await s.restart();
+      servers.push(s);
+      expect(await fs.readdir(path.join(s.root, 'tmp'))).toEqual(['being-written']);
+    });
+  });
+
   describe('when clients push concurrently', () => {
     it('stores one intact copy of a blob pushed by many clients at once', async () => {
       const s = await startTestServer();

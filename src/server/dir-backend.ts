@@ -59,6 +59,7 @@ export class DirectoryBackend implements WritableBackend {
       if (!(await exists(path.join(b.root, 'oci-layout')))) {
         await b.#writeAtomic(path.join(b.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
       }
+      await b.#sweepTmp();
       if (!(await exists(path.join(b.root, 'index.json')))) {
         await b.#writeAtomic(path.join(b.root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
       }
@@ -66,6 +67,23 @@ export class DirectoryBackend implements WritableBackend {
       throw new AirlockError('IO', `cannot prepare the registry storage at ${b.root}: ${(e as Error).message}; check the path and its permissions`, { cause: e, side: 'local' });
     }
     return b;
+  }
+
+  /**
+   * Remove temp files left by a crash. Only old ones: another server process on the
+   * same root (a read-only one, say) may be writing a fresh one right now.
+   */
+  async #sweepTmp(): Promise<void> {
+    const dir = path.join(this.root, 'tmp');
+    const cutoff = Date.now() - 60 * 60 * 1000;
+    for (const n of await fs.readdir(dir)) {
+      try {
+        const st = await fs.stat(path.join(dir, n));
+        if (st.mtimeMs < cutoff) await fs.rm(path.join(dir, n), { force: true });
+      } catch {
+        // vanished meanwhile: renamed into place by its writer
+      }
+    }
   }
 
   // ---- paths
