@@ -2,7 +2,7 @@ import type { Fetcher, OpOptions } from '../content/storage.js';
 import { AirlockError, errorLine, isAirlockError } from '../errors.js';
 import { planArchive, type ArchivePlan, type TrustRootContent } from '../archive/build.js';
 import { fetchBytes } from '../content/read.js';
-import type { Descriptor } from '../oci/manifest.js';
+import { isIndex, successors, type Descriptor } from '../oci/manifest.js';
 import type { Graph } from '../graph/discover.js';
 import type { Inventory } from '../archive/inventory.js';
 import { discover, type DiscoveryEvent, type DiscoverySource, type TypeSelector } from '../graph/discover.js';
@@ -85,6 +85,7 @@ export async function pack(o: PackOptions): Promise<PackReport> {
     const blobs = [...graph.blobs.values()].sort((a, b) => a.desc.digest.localeCompare(b.desc.digest));
     const total = blobs.length;
     let done = 0;
+    let owners: Map<string, string> | undefined;
     for (const b of blobs) {
       const slash = b.repository.indexOf('/');
       const src = o.open(b.repository.slice(0, slash), b.repository.slice(slash + 1));
@@ -92,7 +93,11 @@ export async function pack(o: PackOptions): Promise<PackReport> {
         await writer.addBlob(b.desc, await src.fetch(b.desc, signal ? { signal } : {}));
       } catch (e) {
         if (isAirlockError(e, 'ABORTED') || isAirlockError(e, 'IO')) throw e;
-        throw new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', `${b.repository}: blob ${b.desc.digest}: ${errorLine(e)}`, {
+        // One line naming the image the blob belongs to and the blob, without saying either twice.
+        const owner = (owners ??= blobOwners(graph)).get(b.desc.digest) ?? b.repository;
+        const line = errorLine(e);
+        const msg = line.includes(b.desc.digest) ? `${owner}: ${line}` : `${owner}: blob ${b.desc.digest}: ${line}`;
+        throw new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', msg, {
           cause: e,
           side: 'source',
         });
@@ -113,4 +118,30 @@ export async function pack(o: PackOptions): Promise<PackReport> {
     await writer.abort();
     throw e;
   }
+}
+
+/** Blob digest → the reference of the first image (or the image a referrer hangs off) that needs it, for error lines. */
+function blobOwners(graph: Graph): Map<string, string> {
+  const owner = new Map<string, string>();
+  for (const im of graph.images) {
+    const ref = im.requested.toString();
+    for (const d of [im.desc, ...im.platforms.map((p) => p.desc)]) if (!owner.has(d.digest)) owner.set(d.digest, ref);
+  }
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const e of graph.edges) {
+      const ref = owner.get(e.subject);
+      if (ref !== undefined && !owner.has(e.referrer.digest)) {
+        owner.set(e.referrer.digest, ref);
+        grew = true;
+      }
+    }
+  }
+  const out = new Map<string, string>();
+  for (const [digest, m] of graph.manifests) {
+    const ref = owner.get(digest);
+    if (ref === undefined || isIndex(m.manifest)) continue;
+    for (const b of successors(m.manifest)) if (!out.has(b.digest)) out.set(b.digest, ref);
+  }
+  return out;
 }

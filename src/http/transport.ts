@@ -168,7 +168,7 @@ export class HttpTransport {
           await sleep(this.#backoff(attempt), req.signal);
           continue;
         }
-        throw this.#networkError(req, e, code);
+        throw this.#networkError(req, e, code, attempt + 1);
       }
       this.#log?.(`${req.method} ${redact(req.url)} ${res.statusCode} ${Date.now() - started}ms`);
       const response: HttpResponse = { status: res.statusCode, headers: res.headers, body: res.body, url: req.url };
@@ -199,15 +199,18 @@ export class HttpTransport {
     return Math.max(0, t - Date.now());
   }
 
-  #networkError(req: HttpRequest, e: unknown, code: string | undefined): AirlockError {
+  #networkError(req: HttpRequest, e: unknown, code: string | undefined, attempts: number): AirlockError {
     const msg = (e as Error).message ?? String(e);
     let hint = 'check the address and that the registry is reachable';
-    if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+    if (code !== undefined && /TIMEOUT/.test(code)) {
+      hint = 'the registry stopped answering; try again later, or raise --timeout or --retries';
+    } else if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
       hint = 'the TLS certificate is not trusted: pass its CA with --ca-file, or --plain-http for an http-only registry';
     } else if (/wrong version number|packet length too long/i.test(msg)) {
       hint = 'the server does not speak TLS: use --plain-http if it is an http-only registry';
     }
-    return this.#error('NETWORK', `${req.method} ${redact(req.url)}: ${code ?? msg}; ${hint}`, e);
+    const tries = attempts > 1 ? ` (${attempts} attempts)` : '';
+    return this.#error('NETWORK', `${req.method} ${redact(req.url)}: ${code ?? msg}${tries}; ${hint}`, e);
   }
 
   #error(code: 'NETWORK' | 'REGISTRY', message: string, cause?: unknown): AirlockError {

@@ -86,23 +86,24 @@ export async function startFaultProxy(target: string, rule: (req: IncomingMessag
           res.writeHead(upRes.statusCode ?? 502, headers);
           let sent = 0;
           let cut = false;
-          const stop = (): void => {
+          // The last bytes are written first and the cut made once they are on the
+          // wire; destroying at once would drop them and look like a reset before the answer.
+          const stop = (last: Buffer): void => {
             cut = true;
-            if (truncate) res.end();
-            else if ('reset' in action) res.socket?.destroy();
-            // stall: keep the socket open and send nothing more
             upRes.destroy();
+            if (truncate) res.end(last);
+            else if ('reset' in action) res.write(last, () => res.socket?.destroy());
+            else res.write(last); // stall: keep the socket open and send nothing more
           };
           if (limit <= 0) {
-            stop();
+            stop(Buffer.alloc(0));
             return;
           }
           upRes.on('data', (c: Buffer) => {
             if (cut) return;
             if (sent + c.length >= limit) {
-              res.write(c.subarray(0, limit - sent));
+              stop(c.subarray(0, limit - sent));
               sent = limit;
-              stop();
               return;
             }
             sent += c.length;
