@@ -11,7 +11,12 @@ import { isValidRepository, Reference } from '../oci/reference.js';
 /** What unpack needs of a destination repository; the registry client's Repository has it all. */
 export interface Destination {
   exists(desc: Descriptor, options?: OpOptions): Promise<boolean>;
-  push(desc: Descriptor, content: NodeJS.ReadableStream | import('node:stream').Readable | Uint8Array, options?: OpOptions): Promise<void>;
+  /** `reopen` gives the bytes again from the start, so a transiently failed upload can be tried again */
+  push(
+    desc: Descriptor,
+    content: NodeJS.ReadableStream | import('node:stream').Readable | Uint8Array,
+    options?: OpOptions & { reopen?: () => Promise<import('node:stream').Readable> },
+  ): Promise<void>;
   pushManifest(desc: Descriptor, bytes: Uint8Array, options?: OpOptions & { tag?: string }): Promise<{ subjectAccepted: boolean }>;
   mount?(desc: Descriptor, fromRepository: string, options?: OpOptions): Promise<boolean>;
   referrersFromApi(subject: Descriptor, options?: OpOptions): Promise<Descriptor[] | undefined>;
@@ -262,7 +267,8 @@ class Unpacker {
         }
       }
       try {
-        await dest.push(desc, await this.#o.archive.reader.fetch(desc, this.#opts()), this.#opts());
+        const read = () => this.#o.archive.reader.fetch(desc, this.#opts());
+        await dest.push(desc, await read(), { ...this.#opts(), reopen: read });
       } catch (e) {
         if (isAirlockError(e, 'ABORTED')) throw e;
         throw new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', `${repo}: pushing blob ${desc.digest}: ${errorLine(e)}`, {

@@ -11,6 +11,16 @@ import { repositoryScope, type RegistrySession } from './session.js';
 
 export type ReferrersApiState = 'unknown' | 'yes' | 'no';
 
+export interface PushOptions extends OpOptions {
+  /** upload in PATCH chunks (default: when the blob is at least the chunk threshold) */
+  chunked?: boolean;
+  /**
+   * The blob's bytes once more, from the start, for another attempt after a
+   * transient failure; without it a streamed blob is tried once.
+   */
+  reopen?: () => Promise<Readable>;
+}
+
 export interface RepositoryTuning {
   /** blobs at least this large are uploaded in PATCH chunks (default 256 MiB) */
   chunkThreshold?: number;
@@ -287,7 +297,7 @@ export class Repository implements Target, ReferrerLister, TagLister {
    * blobs are skipped when present, else uploaded POST+PUT, or in PATCH chunks
    * above the chunk threshold. Size and digest are checked as the bytes leave.
    */
-  async push(desc: Descriptor, content: Readable | Uint8Array, options: OpOptions & { chunked?: boolean } = {}): Promise<void> {
+  async push(desc: Descriptor, content: Readable | Uint8Array, options: PushOptions = {}): Promise<void> {
     if (isManifestMediaType(desc.mediaType)) {
       const bytes = content instanceof Uint8Array ? content : await readAll(content, MAX_MANIFEST_BYTES, `manifest ${desc.digest}`);
       await this.pushManifest(desc, bytes, options);
@@ -298,14 +308,29 @@ export class Repository implements Target, ReferrerLister, TagLister {
       if (!(content instanceof Uint8Array)) content.destroy();
       return;
     }
-    const location = await this.#startUpload(desc, options);
-    try {
-      const chunked = options.chunked ?? desc.size >= this.#chunkThreshold;
-      if (chunked) await this.#uploadChunks(desc, content, location, options);
-      else await this.#uploadMonolithic(desc, content, location, options);
-    } catch (e) {
-      await this.#cancelUpload(location.url);
-      throw e;
+    const http = this.#s.http;
+    const chunked = options.chunked ?? desc.size >= this.#chunkThreshold;
+    let body = content;
+    // A failed upload is tried again from a fresh upload session (the old one is
+    // cancelled) when the failure was transient and the bytes can be had again;
+    // chunked uploads first resume inside their session (#uploadChunks).
+    for (let attempt = 0; ; attempt++) {
+      const location = await this.#startUpload(desc, options);
+      try {
+        if (chunked) await this.#uploadChunks(desc, body, location, options);
+        else await this.#uploadMonolithic(desc, body, location, options);
+        return;
+      } catch (e) {
+        if (!(body instanceof Uint8Array)) body.destroy();
+        await this.#cancelUpload(location.url);
+        const replayable = content instanceof Uint8Array || options.reopen !== undefined;
+        if (options.signal?.aborted || !replayable || attempt >= http.retries || !isTransientUploadError(e)) throw e;
+        http.note(`upload of ${desc.digest} to ${this} failed (${errorLine(e)}); starting it again (${attempt + 1}/${http.retries})`);
+        await http.pause(attempt, { retryAfter: retryAfterOf(e), signal: options.signal });
+        // The registry may have completed the upload even though we saw it fail.
+        if (await this.exists(desc, options)) return;
+        body = content instanceof Uint8Array ? content : await options.reopen!();
+      }
     }
   }
 
@@ -486,10 +511,14 @@ export class Repository implements Target, ReferrerLister, TagLister {
       body = content;
     } else {
       const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest} pushed to ${this}`, ...this.#side() });
+      // Only our own size/digest checks count here; a premature close is the
+      // echo of the request failing, and the request's error says more.
       pipeline(content, verifier, (e) => {
-        if (e) verifyError = e;
+        if (isAirlockError(e)) verifyError = e;
       });
-      verifier.on('error', (e) => (verifyError ??= e));
+      verifier.on('error', (e) => {
+        if (isAirlockError(e)) verifyError ??= e;
+      });
       body = verifier;
     }
     let res: HttpResponse;
@@ -519,25 +548,54 @@ export class Repository implements Target, ReferrerLister, TagLister {
     let offset = 0;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
-    const send = async (chunk: Buffer): Promise<void> => {
-      // distribution-spec "Pushing a blob in chunks": Content-Range is inclusive.
-      const res = await this.#send('pull,push', {
-        method: 'PATCH',
-        url,
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-range': `${offset}-${offset + chunk.length - 1}`,
-          'content-length': String(chunk.length),
-        },
-        body: chunk,
-        signal: options.signal,
-        retry: false,
-      });
-      await dump(res);
-      if (res.status !== 202) throw await this.#fail(res, `uploading a chunk of ${desc.digest} at offset ${offset}`);
-      offset += chunk.length;
-      const loc = header(res, 'location');
-      if (loc) url = new URL(loc, url);
+    const http = this.#s.http;
+    const send = async (whole: Buffer): Promise<void> => {
+      let chunk = whole;
+      for (let attempt = 0; ; attempt++) {
+        let failure: unknown;
+        try {
+          // distribution-spec "Pushing a blob in chunks": Content-Range is inclusive.
+          const res = await this.#send('pull,push', {
+            method: 'PATCH',
+            url,
+            headers: {
+              'content-type': 'application/octet-stream',
+              'content-range': `${offset}-${offset + chunk.length - 1}`,
+              'content-length': String(chunk.length),
+            },
+            body: chunk,
+            signal: options.signal,
+            // not blindly: the registry may have taken some of it; ask first (below)
+            retry: false,
+          });
+          if (res.status === 202) {
+            await dump(res);
+            offset += chunk.length;
+            const loc = header(res, 'location');
+            if (loc) url = new URL(loc, url);
+            return;
+          }
+          failure = await this.#fail(res, `uploading a chunk of ${desc.digest} at offset ${offset}`);
+          if (!isRetryableStatus(res.status)) throw failure;
+        } catch (e) {
+          if (e === failure || options.signal?.aborted || !isTransientError(e)) throw e;
+          failure = e;
+        }
+        if (attempt >= http.retries) throw failure;
+        await http.pause(attempt, { retryAfter: retryAfterOf(failure), signal: options.signal });
+        // distribution-spec "Resuming an upload"? The spec's GET on the upload
+        // location answers 204 with `Range: 0-<last byte received>`: go on from there.
+        const status = await this.#uploadStatus(url, options);
+        const applied = status === undefined ? -1 : status.end - offset;
+        if (status === undefined || applied < 0 || applied > chunk.length) {
+          throw this.#s.error('NETWORK', `uploading ${desc.digest} to ${this}: the upload session cannot be resumed at byte ${offset} (${errorLine(failure)})`);
+        }
+        http.note(`upload of ${desc.digest}: the registry has ${status.end} bytes; resuming there`);
+        url = status.url;
+        offset = status.end;
+        chunk = chunk.subarray(applied);
+        if (chunk.length === 0) return;
+      }
     };
     // Send whole chunks of chunkSize as they fill; memory holds at most one chunk plus one read.
     const flush = async (final: boolean): Promise<void> => {
@@ -567,6 +625,26 @@ export class Repository implements Target, ReferrerLister, TagLister {
     await this.#finishUpload(res, desc);
   }
 
+  /** GET upload status: how many bytes the session holds, and where to send the rest. */
+  async #uploadStatus(url: URL, options: OpOptions): Promise<{ end: number; url: URL } | undefined> {
+    let res: HttpResponse;
+    try {
+      res = await this.#send('pull,push', { method: 'GET', url, signal: options.signal });
+    } catch (e) {
+      if (isAirlockError(e, 'ABORTED')) throw e;
+      return undefined;
+    }
+    await dump(res);
+    if (res.status !== 204 && res.status !== 200) return undefined;
+    const m = /^(?:bytes=)?0-(\d+)$/.exec((header(res, 'range') ?? '').trim());
+    if (!m) return undefined;
+    const last = Number(m[1]);
+    const loc = header(res, 'location');
+    // "0-0" is what Distribution also says for an empty session; we only take it
+    // as one byte when we had sent at least one.
+    return { end: last === 0 ? 0 : last + 1, url: loc ? new URL(loc, url) : url };
+  }
+
   async #finishUpload(res: HttpResponse, desc: Descriptor): Promise<void> {
     if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw await this.#fail(res, `completing the upload of ${desc.digest}`);
     await dump(res);
@@ -594,13 +672,31 @@ export class Repository implements Target, ReferrerLister, TagLister {
   }
 
   async #fail(res: HttpResponse, what: string): Promise<AirlockError> {
-    return this.#s.responseError(res, { registry: this.registry, repository: this.name, what });
+    const err = await this.#s.responseError(res, { registry: this.registry, repository: this.name, what });
+    const after = header(res, 'retry-after');
+    if (after !== undefined && err.detail) err.detail.retryAfter = after;
+    return err;
   }
 
   #side(): { side?: 'source' | 'destination' } {
     const s = this.#s.side;
     return s === 'source' || s === 'destination' ? { side: s } : {};
   }
+}
+
+/** A registry status worth another attempt (5xx, 429, 408), or a connection that broke. */
+function isTransientUploadError(e: unknown): boolean {
+  if (isAirlockError(e)) {
+    const status = e.detail?.status;
+    if (typeof status === 'number') return isRetryableStatus(status);
+    if (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH' || e.code === 'ABORTED') return false;
+  }
+  return isTransientError(e);
+}
+
+function retryAfterOf(e: unknown): string | undefined {
+  const v = isAirlockError(e) ? e.detail?.retryAfter : undefined;
+  return typeof v === 'string' ? v : undefined;
 }
 
 /** Resumes of one blob download, whatever progress they make: a link that breaks every few bytes is not worth it. */
