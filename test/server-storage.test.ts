@@ -3,6 +3,7 @@
  * concurrent clients do not corrupt anything, and the directory is an OCI image layout.
  */
 import * as fs from 'node:fs/promises';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blob, OCI_INDEX, OCI_MANIFEST, pushBlob, putManifest, seedImage, sha256, startTestServer, type TestServer } from './server-helpers.js';
@@ -55,6 +56,43 @@ describe('airlock serve storage', () => {
       fin.searchParams.set('digest', b.digest);
       expect((await fetch(fin, { method: 'PUT' })).status).toBe(201);
       expect(Buffer.from(await (await fetch(`${s.url}/v2/resume/app/blobs/${b.digest}`)).arrayBuffer())).toEqual(b.bytes);
+    });
+  });
+
+  describe('when a client goes away in the middle of a chunk', () => {
+    it('keeps what arrived, reports it, and completes when the client resumes from there', async () => {
+      const s = await startTestServer();
+      servers.push(s);
+      const b = blob(Buffer.alloc(3 * 1024 * 1024, 'abcdefgh'));
+      const start = await fetch(`${s.url}/v2/cut/app/blobs/uploads/`, { method: 'POST' });
+      const loc = new URL(start.headers.get('location')!, s.url);
+      // announce the whole blob, send a third of it, and drop the connection
+      await new Promise<void>((resolve) => {
+        const req = http.request(loc, { method: 'PATCH', headers: { 'content-length': String(b.size), 'content-range': `0-${b.size - 1}` } });
+        req.on('error', () => resolve());
+        req.write(b.bytes.subarray(0, 1024 * 1024), () => setImmediate(() => req.destroy()));
+        req.on('close', () => resolve());
+      });
+      // the server notices asynchronously; poll the status until the append has settled
+      let received = -1;
+      for (let i = 0; i < 200; i++) {
+        const st = await fetch(loc);
+        expect(st.status).toBe(204);
+        const got = Number(/^0-(\d+)$/.exec(st.headers.get('range')!)![1]) + 1;
+        if (got === received) break;
+        received = got;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(received).toBeGreaterThan(0);
+      expect(received).toBeLessThanOrEqual(1024 * 1024);
+      const rest = await fetch(loc, { method: 'PATCH', body: b.bytes.subarray(received), headers: { 'content-range': `${received}-${b.size - 1}` } });
+      expect(rest.status).toBe(202);
+      const fin = new URL(rest.headers.get('location')!, s.url);
+      fin.searchParams.set('digest', b.digest);
+      expect((await fetch(fin, { method: 'PUT' })).status).toBe(201);
+      const g = await fetch(`${s.url}/v2/cut/app/blobs/${b.digest}`);
+      expect(sha256(Buffer.from(await g.arrayBuffer()))).toBe(b.digest);
+      expect(s.logs).toContainEqual(expect.stringMatching(/ PATCH \/v2\/cut\/app\/blobs\/uploads\/\S+ - \(client went away\) \d+ms$/));
     });
   });
 

@@ -100,11 +100,20 @@ function safeDecode(s: string): string {
 export function createHandler(backend: ServerBackend, opts: HandlerOptions): http.RequestListener {
   return (req, res) => {
     const started = process.hrtime.bigint();
-    res.on('close', () => {
-      if (!opts.log) return;
+    const remote = req.socket.remoteAddress ?? '-';
+    let logged = false;
+    const logLine = (outcome: string): void => {
+      if (logged || !opts.log) return;
+      logged = true;
       const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
-      opts.log(`${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${req.url ?? '-'} ${res.statusCode}${res.writableFinished ? '' : ' (aborted)'} ${ms}ms`);
+      opts.log(`${remote} ${req.method ?? '-'} ${req.url ?? '-'} ${outcome} ${ms}ms`);
+    };
+    res.on('close', () => {
+      if (res.writableFinished) logLine(String(res.statusCode));
+      else logLine(res.headersSent ? `${res.statusCode} (cut short)` : '- (client went away)');
     });
+    // a client that drops the connection mid-body may never see a response at all
+    req.on('error', () => logLine('- (client went away)'));
     handle(backend, opts, req, res).catch((e: unknown) => sendError(req, res, e, opts));
   };
 }
