@@ -3,6 +3,9 @@
  * pull, push, content discovery, content management, referrers, and the error cases.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../src/oci/digest.js';
+import { noCredentials } from '../src/registry/auth.js';
+import { RegistryClient } from '../src/registry/client.js';
 import {
   blob,
   DOCKER_MANIFEST,
@@ -491,4 +494,62 @@ describe.each([
       expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
     });
   }
+});
+
+describe('airlock serve referrers paging', () => {
+  let s: TestServer;
+  let subject: { bytes: Buffer; digest: string };
+  let referrers: string[];
+  const repo = 'ref/paged';
+  beforeAll(async () => {
+    s = await startTestServer({ referrersPageSize: 2 });
+    subject = await seedImage(s.url, repo, 'paged');
+    await putManifest(s.url, repo, 'v1', subject.bytes, OCI_MANIFEST);
+    const desc = { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.bytes.byteLength };
+    referrers = [];
+    for (let i = 0; i < 5; i++) {
+      const m = Buffer.from(JSON.stringify({ ...JSON.parse(subject.bytes.toString()), artifactType: i % 2 ? 'application/odd' : 'application/even', annotations: { n: String(i) }, subject: desc }));
+      expect((await putManifest(s.url, repo, sha256(m), m, OCI_MANIFEST)).status).toBe(201);
+      referrers.push(sha256(m));
+    }
+    referrers.sort();
+  });
+  afterAll(async () => {
+    await s.dispose();
+  });
+
+  describe('when the listing is longer than a page', () => {
+    it('pages with a Link header until every referrer has been listed once', async () => {
+      const seen: string[] = [];
+      let url: URL | undefined = new URL(`/v2/${repo}/referrers/${subject.digest}`, s.url);
+      let pages = 0;
+      while (url) {
+        const r: Response = await fetch(url);
+        const idx = (await r.json()) as { manifests: Array<{ digest: string }> };
+        seen.push(...idx.manifests.map((d) => d.digest));
+        pages++;
+        const link = r.headers.get('link');
+        url = link ? new URL(/<([^>]+)>/.exec(link)![1]!, s.url) : undefined;
+      }
+      expect(pages).toBe(3);
+      expect(seen).toEqual(referrers);
+    });
+
+    it('keeps the artifactType filter on every page', async () => {
+      const first = await fetch(`${s.url}/v2/${repo}/referrers/${subject.digest}?artifactType=application/even`);
+      expect(first.headers.get('link')).toContain('artifactType=application%2Feven');
+      const idx = (await first.json()) as { manifests: Array<{ artifactType: string }> };
+      expect(idx.manifests.map((d) => d.artifactType)).toEqual(['application/even', 'application/even']);
+    });
+
+    it('is read whole by the registry client', async () => {
+      const client = new RegistryClient({ plainHttp: [s.host], credentials: noCredentials });
+      try {
+        const list = await client.repository(s.host, repo).referrers({ mediaType: OCI_MANIFEST, digest: subject.digest as Digest, size: subject.bytes.byteLength });
+        expect(list.map((d) => d.digest)).toEqual(referrers);
+      } finally {
+        await client.close();
+      }
+    });
+  });
 });

@@ -23,6 +23,8 @@ export interface ServerOptions {
   listen?: string;
   /** answer the OCI 1.1 referrers API (default true); false behaves like a pre-1.1 registry */
   referrersApi?: boolean;
+  /** referrers per page before a `Link` to the next page (default 1000) */
+  referrersPageSize?: number;
   /** PEM file paths */
   tls?: { cert: string; key: string };
   /** one line per request */
@@ -43,6 +45,7 @@ export interface RunningServer {
 
 interface HandlerOptions {
   referrersApi: boolean;
+  referrersPageSize: number;
   readOnly: boolean;
   log: ((line: string) => void) | undefined;
 }
@@ -176,9 +179,20 @@ async function handle(backend: ServerBackend, opts: HandlerOptions, req: http.In
       const digest = parseDigestParam(r.digest);
       const all = await backend.referrers(r.name, digest);
       const artifactType = url.searchParams.get('artifactType') ?? undefined;
-      const list = filterByArtifactType(all, artifactType);
+      let list = filterByArtifactType(all, artifactType);
       // distribution-spec "Listing Referrers": report the filter that was applied
       if (artifactType !== undefined) res.setHeader('OCI-Filters-Applied', 'artifactType');
+      // A long listing is paged with a Link header (the spec leaves the query to the
+      // server); `last` is the digest of the previous page's last entry.
+      const last = url.searchParams.get('last');
+      if (last !== null) list = list.filter((d) => d.digest > last);
+      if (list.length > opts.referrersPageSize) {
+        list = list.slice(0, opts.referrersPageSize);
+        const next = new URLSearchParams();
+        if (artifactType !== undefined) next.set('artifactType', artifactType);
+        next.set('last', list[list.length - 1]!.digest);
+        res.setHeader('Link', `</v2/${r.name}/referrers/${digest}?${next.toString()}>; rel="next"`);
+      }
       return sendBytes(req, res, 200, MediaType.OciIndex, Buffer.from(JSON.stringify(referrersIndex(list))));
     }
   }
@@ -499,6 +513,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen ?? '127.0.0.1:5000');
   const handler = createHandler(backend, {
     referrersApi: opts.referrersApi ?? true,
+    referrersPageSize: Math.max(1, opts.referrersPageSize ?? 1000),
     readOnly: opts.readOnly ?? false,
     log: opts.log,
   });
