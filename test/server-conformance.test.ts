@@ -124,6 +124,14 @@ describe('airlock serve', () => {
       expect(miss.headers.get('location')).toMatch(/^\/v2\/mount\/dst\/blobs\/uploads\/[0-9a-f-]+$/);
     });
 
+    it('does not mount from a "from" that is not a repository name', async () => {
+      const b = blob('not reachable by path');
+      await pushBlob(base, 'mount/src2', b);
+      const r = await fetch(`${base}/v2/mount/dst2/blobs/uploads/?mount=${b.digest}&from=${encodeURIComponent('../repositories/mount/src2')}`, { method: 'POST' });
+      expect(r.status).toBe(202);
+      expect((await fetch(`${base}/v2/mount/dst2/blobs/${b.digest}`, { method: 'HEAD' })).status).toBe(404);
+    });
+
     it('cancels an upload with DELETE (204) and then answers 404 BLOB_UPLOAD_UNKNOWN for it', async () => {
       const start = await fetch(`${base}/v2/push/cancel/blobs/uploads/`, { method: 'POST' });
       const loc = new URL(start.headers.get('location')!, base);

@@ -64,6 +64,8 @@ type Route =
   | { kind: 'bad-name' }
   | { kind: 'none' };
 
+const NAME_RE = new RegExp(`^${NAME_PATTERN}$`);
+
 const ROUTES: Array<[RegExp, (m: RegExpExecArray) => Route]> = [
   [/^\/v2\/?$/, () => ({ kind: 'base' })],
   [/^\/v2\/_catalog$/, () => ({ kind: 'catalog' })],
@@ -296,7 +298,9 @@ async function startUpload(w: WritableBackend, req: http.IncomingMessage, res: h
     // otherwise fall through to an ordinary upload session (202).
     if (isDigest(mount)) {
       const from = url.searchParams.get('from') ?? undefined;
-      if (await w.mountBlob(name, from, mount)) {
+      // `from` names a directory on disk: only a valid repository name may get there
+      const fromOk = from === undefined || NAME_RE.test(from);
+      if (fromOk && (await w.mountBlob(name, from, mount))) {
         res.setHeader('Location', `/v2/${name}/blobs/${mount}`);
         res.setHeader('Docker-Content-Digest', mount);
         res.setHeader('Content-Length', '0');
