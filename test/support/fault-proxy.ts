@@ -13,6 +13,10 @@ export type FaultAction =
   | { status: number; headers?: Record<string, string>; body?: string }
   /** destroy the socket before any answer, or after `after` body bytes */
   | { reset: 'before' | 'mid-body'; after?: number }
+  /** pass `after` bytes of the request body (default half its Content-Length) to the registry, then cut both sides */
+  | { reset: 'mid-request'; after?: number }
+  /** let the registry handle the request in full, then cut the client off without its answer */
+  | { reset: 'answer-lost' }
   /** never answer, or stop sending (socket kept open) after `after` body bytes */
   | { stall: true | 'mid-body'; after?: number }
   /** drop Content-Length and end the response cleanly after `after` bytes: a short body with no transport error */
@@ -72,12 +76,43 @@ export async function startFaultProxy(target: string, rule: (req: IncomingMessag
     }
     if (action && 'stall' in action && action.stall === true) return; // never answer
     const [host, port] = target.split(':');
+    if (action && 'reset' in action && action.reset === 'mid-request') {
+      // The registry sees an upload that stops part-way, the client a dead connection.
+      const limit = action.after ?? Math.floor(Number(req.headers['content-length'] ?? 0) / 2);
+      const up = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: target } });
+      up.on('error', () => undefined);
+      up.on('response', (r) => r.resume());
+      let sent = 0;
+      let cut = false;
+      const stop = (): void => {
+        cut = true;
+        req.pause();
+        up.destroy();
+        req.socket.destroy();
+      };
+      req.on('data', (c: Buffer) => {
+        if (cut) return;
+        const take = Math.min(c.length, limit - sent);
+        sent += take;
+        if (take > 0) up.write(c.subarray(0, take));
+        if (sent >= limit) up.write(Buffer.alloc(0), stop);
+      });
+      req.on('end', () => {
+        if (!cut) stop();
+      });
+      return;
+    }
     const up = httpRequest(
       { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: target } },
       (upRes) => {
         const headers = { ...upRes.headers };
         // Location headers point at the real registry; keep clients talking to us.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(`//${target}`, `//${req.headers.host}`);
+        if (action && 'reset' in action && action.reset === 'answer-lost') {
+          upRes.resume();
+          upRes.on('end', () => res.socket?.destroy());
+          return;
+        }
         const declared = Number(upRes.headers['content-length'] ?? 0);
         if (action && ('reset' in action || 'stall' in action || 'truncate' in action)) {
           const limit = action.after ?? Math.floor(declared / 2);
