@@ -195,6 +195,55 @@ describe('ArchiveWriter', () => {
     });
   });
 
+  describe('when a blob is named by a sha512 digest', () => {
+    it('writes its 141-character name through a pax path header, with no times, and reads it back', async () => {
+      const file = path.join(dir, 's512.tar');
+      const bytes = Buffer.from('sha512 content\n');
+      const desc: Descriptor = { mediaType: MediaType.OciLayer, digest: digestOf(bytes, 'sha512'), size: bytes.length };
+      const w = await ArchiveWriter.create({ path: file, mtime: 0 });
+      await w.writeHeader(Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] })));
+      await w.addBlob(desc, bytes);
+      await w.finish();
+      const raw = await fsp.readFile(file);
+      const paxHeader = raw.subarray(512 * 4, 512 * 5);
+      expect(String.fromCharCode(paxHeader[156]!)).toBe('x');
+      const paxBody = raw.subarray(512 * 5, 512 * 5 + parseInt(paxHeader.toString('latin1', 124, 135), 8)).toString('utf8');
+      expect(paxBody).toBe(`151 path=blobs/sha512/${desc.digest.slice(7)}\n`);
+      const r = await ArchiveReader.open(file);
+      try {
+        expect([...r.entries()].map((e) => e.name)).toContain(`blobs/sha512/${desc.digest.slice(7)}`);
+        expect((await readAll(await r.fetch(desc), 1024)).equals(bytes)).toBe(true);
+        await r.verifyBlobs();
+      } finally {
+        await r.close();
+      }
+    });
+  });
+
+  describe('when GNU tar re-packs an extracted archive', () => {
+    it('the reader accepts its ./ names, directory entries and GNU headers', async () => {
+      const file = path.join(dir, 'ours.tar');
+      const img = smallImage();
+      await writeImage(file, 1_700_000_000);
+      const x = path.join(dir, 'x');
+      await fsp.mkdir(x);
+      await run('tar', ['-xf', file, '-C', x]);
+      const gnu = path.join(dir, 'gnu.tar');
+      await run('tar', ['--format=gnu', '-cf', gnu, '-C', x, '.']);
+      const r = await ArchiveReader.open(gnu);
+      try {
+        expect([...r.entries()].map((e) => e.name).sort()).toEqual(
+          ['index.json', 'oci-layout', ...img.blobs.map((b) => `blobs/sha256/${b.desc.digest.slice(7)}`)].sort(),
+        );
+        expect(await r.resolve(img.ref)).toMatchObject({ digest: img.manifest.desc.digest });
+        await r.verifyGraph();
+        await r.verifyBlobs();
+      } finally {
+        await r.close();
+      }
+    });
+  });
+
   describe('when the same content is written twice with the same mtime', () => {
     it('produces byte-identical archives and sidecars', async () => {
       const a = path.join(dir, 'one', 'x.tar');

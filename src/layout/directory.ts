@@ -8,7 +8,7 @@
  * One process at a time: tag() serialises index.json updates within this instance only.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -122,12 +122,25 @@ export class DirectoryStore implements Target {
     try {
       await fsp.mkdir(ingest, { recursive: true });
       await fsp.mkdir(path.dirname(file), { recursive: true });
-      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
-      const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}`, side: 'local' });
-      await pipeline(toReadable(content), verifier, out, options.signal ? { signal: options.signal } : {});
-      // fsync through a new descriptor: on Linux it flushes the file's data whichever fd wrote it.
-      const fh = await fsp.open(tmp, 'r');
+      // Open the temp file before anything can fail, so the cleanup below always finds it
+      // (a lazily opened write stream can create it after a fast failure was cleaned up).
+      const fh = await fsp.open(tmp, 'wx', 0o644);
       try {
+        const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}`, side: 'local' });
+        const source = toReadable(content);
+        pipeline(source, verifier, options.signal ? { signal: options.signal } : {}).catch(() => {});
+        // The verifier errors instead of ending when size or digest differ, so a bad blob never
+        // reaches the rename below.
+        let position = 0;
+        for await (const chunk of verifier) {
+          const b = chunk as Buffer;
+          let off = 0;
+          while (off < b.length) {
+            const { bytesWritten } = await fh.write(b, off, b.length - off, position);
+            off += bytesWritten;
+            position += bytesWritten;
+          }
+        }
         await fh.sync();
       } finally {
         await fh.close();

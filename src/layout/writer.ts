@@ -21,6 +21,7 @@ import { isDigest, VerifyingStream } from '../oci/digest.js';
 import { isIndex, parseManifest, type Descriptor } from '../oci/manifest.js';
 import { isManifestMediaType, MAX_MANIFEST_BYTES } from '../oci/media-types.js';
 import { toReadable } from '../content/read.js';
+import { TAR_TRAILER_BYTES, writeEntriesAt, type PositionalItem } from './positional.js';
 import {
   archiveMtime,
   blobPath,
@@ -52,7 +53,21 @@ export interface ArchiveResult {
   size: number;
 }
 
-type State = 'created' | 'open' | 'finishing' | 'finished' | 'failed';
+type State = 'created' | 'open' | 'positional' | 'finishing' | 'finished' | 'failed';
+
+export interface ConcurrentBlob {
+  desc: Descriptor;
+  /** open the blob's content; the stream must error unless size and digest match (the registry client's fetch does) */
+  open: (signal: AbortSignal) => Promise<Readable>;
+}
+
+export interface AddBlobsOptions {
+  /** bodies fetched and written at once (default 4) */
+  concurrency?: number;
+  onBlob?: (desc: Descriptor) => void;
+  /** turn one blob's failure into the error to report (which blob, which side) */
+  describe?: (desc: Descriptor, e: unknown) => unknown;
+}
 
 export class ArchiveWriter {
   readonly #path: string;
@@ -74,6 +89,8 @@ export class ArchiveWriter {
   /** digests reachable from index.json and from the manifests added, for the completeness check */
   readonly #wanted = new Map<string, Descriptor>();
   #current: Readable | undefined;
+  /** set by addBlobs: the archive was completed with positional writes, this is its sha256 */
+  #positionalSha256: string | undefined;
   readonly #onAbort = (): void => {
     void this.#fail(new AirlockError('ABORTED', `writing ${this.#path} was cancelled`, { side: 'local' })).catch(() => {});
   };
@@ -154,10 +171,16 @@ export class ArchiveWriter {
    * a tar cannot be rewound. Adding a digest that is already in the archive is a no-op.
    */
   async addBlob(desc: Descriptor, content: Readable | Uint8Array): Promise<void> {
-    if (!isDigest(desc.digest) || !Number.isSafeInteger(desc.size) || desc.size < 0) {
-      throw new AirlockError('INTERNAL', `addBlob: descriptor ${String(desc.digest)} (${desc.size} bytes) is not valid`);
+    try {
+      if (!isDigest(desc.digest) || !Number.isSafeInteger(desc.size) || desc.size < 0) {
+        throw new AirlockError('INTERNAL', `addBlob: descriptor ${String(desc.digest)} (${desc.size} bytes) is not valid`);
+      }
+      this.#assertState('open', 'addBlob');
+    } catch (e) {
+      // We own the stream once it is handed to us: do not leave a registry response dangling.
+      if (!(content instanceof Uint8Array)) content.destroy();
+      throw e;
     }
-    this.#assertState('open', 'addBlob');
     if (this.#added.has(desc.digest)) {
       if (!(content instanceof Uint8Array)) content.destroy();
       return;
@@ -182,13 +205,60 @@ export class ArchiveWriter {
   }
 
   /**
+   * Add the remaining blobs (never manifests) as the last entries of the archive, several at once.
+   * Sizes are known, so every entry's offset is computed up front and each body is written at its
+   * place with positional writes while others are still arriving; the bytes are the same as with
+   * addBlob one at a time in this order (docs/archive-format.md, "Determinism"). Each body is
+   * checked for size and digest by the stream `open` returns. After this only finish() or abort().
+   */
+  async addBlobs(blobs: readonly ConcurrentBlob[], opts: AddBlobsOptions = {}): Promise<void> {
+    this.#assertState('open', 'addBlobs');
+    for (const b of blobs) {
+      if (!isDigest(b.desc.digest) || !Number.isSafeInteger(b.desc.size) || b.desc.size < 0 || isManifestMediaType(b.desc.mediaType)) {
+        throw new AirlockError('INTERNAL', `addBlobs: descriptor ${String(b.desc.digest)} (${b.desc.mediaType}, ${b.desc.size} bytes) is not a valid blob`);
+      }
+    }
+    this.#state = 'positional';
+    await this.#queue.catch(() => {});
+    if (this.#failure !== undefined) this.#assertState('open', 'addBlobs');
+    const items: PositionalItem[] = [];
+    for (const b of blobs) {
+      if (this.#added.has(b.desc.digest)) continue;
+      this.#added.add(b.desc.digest);
+      items.push({ desc: b.desc, name: blobPath(b.desc.digest), open: b.open });
+    }
+    try {
+      // Let tar-stream write what it holds and its end-of-archive blocks, then continue from where
+      // those blocks start: they are overwritten by the first new entry and written again at the end.
+      this.#pack.finalize();
+      await this.#pump;
+      const start = this.#written - TAR_TRAILER_BYTES;
+      if (start < 0) throw new AirlockError('INTERNAL', `${this.#path}: the tar writer produced no end-of-archive blocks`);
+      const r = await writeEntriesAt(this.#fh, this.#partial, start, items, {
+        concurrency: opts.concurrency ?? 4,
+        mtime: this.#mtime,
+        ...(this.#signal ? { signal: this.#signal } : {}),
+        ...(opts.onBlob ? { onBlob: opts.onBlob } : {}),
+        ...(opts.describe ? { describe: (item: PositionalItem, e: unknown) => opts.describe!(item.desc, e) } : {}),
+      });
+      this.#written = r.size;
+      this.#positionalSha256 = r.sha256;
+    } catch (e) {
+      const err = (this.#state as State) === 'failed' && this.#failure !== undefined ? this.#failure : e;
+      await this.#fail(err);
+      throw err instanceof AirlockError ? err : ioError(err, this.#partial, 'writing the archive');
+    }
+  }
+
+  /**
    * End the tar, flush and fsync, rename FILE.partial to FILE, then write FILE.sha256
    * (`<hex>  <basename>\n`, the sha256sum format) atomically beside it.
    */
   async finish(): Promise<ArchiveResult> {
-    this.#assertState('open', 'finish');
+    const positional = this.#state === 'positional';
+    this.#assertState(positional ? 'positional' : 'open', 'finish');
     await this.#queue.catch(() => {});
-    this.#assertState('open', 'finish');
+    this.#assertState(positional ? 'positional' : 'open', 'finish');
     if (this.#requireComplete) {
       const missing = [...this.#wanted.values()].filter((d) => !this.#added.has(d.digest) && !isNonDistributable(d));
       if (missing.length > 0) {
@@ -203,8 +273,10 @@ export class ArchiveWriter {
     }
     this.#state = 'finishing';
     try {
-      this.#pack.finalize();
-      await this.#pump;
+      if (!positional) {
+        this.#pack.finalize();
+        await this.#pump;
+      }
       await this.#fh.sync();
       await this.#fh.close();
     } catch (e) {
@@ -212,7 +284,7 @@ export class ArchiveWriter {
       await this.#fail(err);
       throw err;
     }
-    const sha256 = this.#hash.digest('hex');
+    const sha256 = this.#positionalSha256 ?? this.#hash.digest('hex');
     const sidecar = `${this.#path}.sha256`;
     try {
       // A stale sidecar from an earlier run must never sit beside the new archive.
