@@ -25,6 +25,8 @@ export interface CollectOptions {
   signal?: AbortSignal;
   /** fetch Red Hat's release key from its URL instead of using the shipped copy */
   refreshRedHatKey?: boolean;
+  /** where to refresh it from (default: Red Hat's published URL); for mirrors of it and for tests */
+  redhatKeyUrl?: string;
   now?: Date;
 }
 
@@ -38,13 +40,14 @@ export async function carriedTrustRoots(trust: TrustConfig, o: CollectOptions): 
   const now = (o.now ?? new Date()).toISOString();
   const roots: TrustRootContent[] = [];
   if (trust.redhat) {
-    const bytes = o.refreshRedHatKey ? await fetchText(REDHAT_RELEASE_KEY_3.url, 'Red Hat release key 3', o) : await readShipped(REDHAT_RELEASE_KEY_3);
-    checkPublicKey(bytes, `Red Hat release key 3 (${o.refreshRedHatKey ? REDHAT_RELEASE_KEY_3.url : 'shipped copy'})`);
+    const keyUrl = o.redhatKeyUrl ?? REDHAT_RELEASE_KEY_3.url;
+    const bytes = o.refreshRedHatKey ? await fetchText(keyUrl, 'Red Hat release key 3', o) : await readShipped(REDHAT_RELEASE_KEY_3);
+    checkPublicKey(bytes, `Red Hat release key 3 (${o.refreshRedHatKey ? keyUrl : 'shipped copy'})`);
     roots.push({
       name: TrustRootName.RedHat,
       kind: 'public-key',
       purpose: REDHAT_RELEASE_KEY_3.purpose,
-      source: REDHAT_RELEASE_KEY_3.url,
+      source: o.refreshRedHatKey ? keyUrl : REDHAT_RELEASE_KEY_3.url,
       fetchedAt: o.refreshRedHatKey ? now : 'shipped with airlock',
       mediaType: TrustMediaType.PublicKey,
       bytes,
