@@ -320,6 +320,18 @@ describe('verifyImages', () => {
       expect(other.reasons.join()).toMatch(new RegExp(`in-toto statement does not name ${index} as a subject`));
     });
 
+    it('passes unsigned platform manifests of a verified index under a required policy', () => {
+      const input = inputFrom(fx, roots(), [teamPolicy(true)]);
+      const report = verifyImages(input);
+      expect(report.ok).toBe(true);
+      const children = report.results.filter((r) => r.platform !== undefined);
+      expect(children).toHaveLength(2);
+      for (const c of children) {
+        expect(c).toMatchObject({ status: 'unsigned', failed: false, required: true });
+        expect(c.reasons).toEqual([`not signed itself; its verified index ${index} names it by digest`]);
+      }
+    });
+
     it('rejects a message-signature bundle made for another image', () => {
       const r = only(bundleJson);
       expect(r.status).toBe('verified');

@@ -184,8 +184,14 @@ export function verifyImages(input: VerifyInput): VerifyReport {
         reasons = why(sigs.filter((x) => !x.ok));
       }
       let failed = status === 'invalid' || (required && status !== 'verified');
-      if (s.platform !== undefined && required && status === 'unsigned' && top?.status === 'verified') failed = false;
-      if (required && status === 'unsigned') reasons.push(`no signature, and policy ${policy!.name} requires one by ${policy!.roots.join(' or ')}`);
+      if (required && status === 'unsigned') {
+        if (s.platform !== undefined && top?.status === 'verified') {
+          failed = false;
+          reasons.push(`not signed itself; its verified index ${top.digest} names it by digest`);
+        } else {
+          reasons.push(`no signature, and policy ${policy!.name} requires one by ${policy!.roots.join(' or ')}`);
+        }
+      }
       const res: SubjectResult = {
         image: im.source,
         repository: im.repository,
