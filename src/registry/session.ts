@@ -253,6 +253,8 @@ export class RegistrySession {
     } else {
       code = 'REGISTRY';
       hint = res.status >= 500 ? 'the registry failed; try again later' : 'the registry refused the request';
+      // Go's TLS servers answer a plain-HTTP request with exactly this 400 text.
+      if (res.status === 400 && /HTTP request to an HTTPS server/i.test(detail)) hint = 'the registry speaks TLS: leave out --plain-http (and plainHTTP in the image set)';
     }
     return this.error(code, `${context.what} in ${where}: ${status}; ${hint}`, {
       status: res.status,

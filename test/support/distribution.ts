@@ -30,6 +30,8 @@ export interface StartOptions {
   allow?: (user: string, type: string, name: string, action: string) => boolean;
   /** token mode: identity (refresh) tokens the token server accepts, mapped to users */
   refreshTokens?: Record<string, string>;
+  /** serve HTTPS with this certificate chain and key (PEM files); `url` is then https:// */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export type StartedRegistry = RunningRegistry & {
@@ -70,7 +72,11 @@ export async function startDistribution(opts: StartOptions = {}): Promise<Starte
       version: 0.1,
       log: { level: 'info', formatter: 'text', accesslog: { disabled: true } },
       storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
-      http: { addr: '127.0.0.1:0', secret: 'airlock-test-secret' },
+      http: {
+        addr: '127.0.0.1:0',
+        secret: 'airlock-test-secret',
+        ...(opts.tls ? { tls: { certificate: opts.tls.certFile, key: opts.tls.keyFile } } : {}),
+      },
     };
     if (auth === 'token') {
       tokenServer = await startTokenServer({
@@ -122,7 +128,7 @@ export async function startDistribution(opts: StartOptions = {}): Promise<Starte
     let stopped = false;
     return {
       host,
-      url: `http://${host}`,
+      url: `${opts.tls ? 'https' : 'http'}://${host}`,
       dir,
       storageDir,
       users,

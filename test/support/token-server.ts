@@ -23,6 +23,8 @@ export interface TokenServer {
   certFile: string;
   /** every token request seen: who asked for which scopes (never the password) */
   requests: { user: string | undefined; scopes: string[] }[];
+  /** every token handed out, so tests can check that none leaks into output */
+  issued: string[];
   stop(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const issuer = options.issuer ?? 'airlock-test-token-issuer';
   const expiresIn = options.expiresIn ?? 300;
   const requests: TokenServer['requests'] = [];
+  const issued: string[] = [];
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -123,6 +126,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
       jti: randomUUID(),
       access,
     });
+    issued.push(token);
     res
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
@@ -135,6 +139,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     issuer,
     certFile,
     requests,
+    issued,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
