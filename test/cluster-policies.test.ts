@@ -58,7 +58,7 @@ function evalRule(rule: string, self: unknown, schema: Schema): boolean | undefi
   if ((m = /^self\.contains\('\*'\) \? self\.matches\('(.*)'\) : true$/.exec(rule))) return !str!.includes('*') || celRegex(m[1]!).test(str!);
   if ((m = /^self\.matches\('(.*)'\)$/.exec(rule))) return celRegex(m[1]!).test(str!);
   if ((m = /^self\.matches\('(.*)'\)\? self\.matches\('(.*)'\): true$/.exec(rule))) return !celRegex(m[1]!).test(str!) || celRegex(m[2]!).test(str!);
-  if ((m = /^has\(self\.(\w+)\) && self\.\1 == '(\w+)' \? has\(self\.(\w+)\) : !has\(self\.\3\)$/.exec(rule))) {
+  if ((m = /^\(?has\(self\.(\w+)\) && self\.\1 == '(\w+)'\)? \? has\(self\.(\w+)\) : !has\(self\.\3\)$/.exec(rule))) {
     const o = self as Record<string, unknown>;
     return o[m[1]!] === m[2] ? o[m[3]!] !== undefined : o[m[3]!] === undefined;
   }
@@ -157,6 +157,7 @@ describe('cluster resources', () => {
         expect(errors, f.name).toEqual([]);
         // keyData/rekorKeyData PEM rules, scope format rules, the policyType conditionals
         expect(stats.rulesChecked).toBeGreaterThanOrEqual(8);
+        expect(stats.rulesSkipped).toEqual([]);
         expect(doc.metadata.name).not.toBe('openshift');
       }
       const rh = parse(cips.find((f) => f.name === 'clusterimagepolicy-redhat.yaml')!.content) as {
