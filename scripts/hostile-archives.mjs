@@ -2,19 +2,26 @@
 // Write a set of broken and hostile archives (plus one good one) into a directory, to try
 // `airlock verify` / `unpack` / `serve --archive` against by hand or in demos:
 //
-//   node scripts/hostile-archives.mjs OUTDIR
+//   node scripts/hostile-archives.mjs OUTDIR [--from PACKED.tar]
+//
+// With --from, it also derives cases from a real archive written by `airlock pack` (they need a valid
+// inventory, so they pass every tar check and fail exactly at the inventory or the sidecar); their
+// names start with `packed-`. Those are refused by checkArchive (verify, unpack), not by the bare
+// layout reader.
 //
 // Every archive except good.tar must be refused with exit code 4 (ARCHIVE); the rules are in
 // docs/archive-format.md ("Reading an archive safely"). Built byte by byte, with no tar library,
 // so that the hostile shapes are exactly what they claim to be. Needs only Node.
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 const out = process.argv[2];
-if (!out) {
-  process.stderr.write('usage: node scripts/hostile-archives.mjs OUTDIR\n');
+const fromIdx = process.argv.indexOf('--from');
+const from = fromIdx > 0 ? process.argv[fromIdx + 1] : undefined;
+if (!out || out.startsWith('--') || (fromIdx > 0 && !from)) {
+  process.stderr.write('usage: node scripts/hostile-archives.mjs OUTDIR [--from PACKED.tar]\n');
   process.exit(2);
 }
 
@@ -109,10 +116,143 @@ const cases = {
   'index-not-an-index': [tar([good()[0], file('index.json', manifest), ...good().slice(2)]), 'not an OCI image index'],
   'missing-blob': [tar(good().slice(0, 4)), 'which is not in the archive'],
   'tampered-blob': [tar([...good().slice(0, 4), file(blob(layerDesc), tampered)]), 'hashes to'],
+  // 077777777777 octal: the largest size a ustar header holds (8 GiB - 1), over a file of a few blocks
+  'huge-entry': [tar([{ h: { name: 'oci-layout', size: 0o77777777777 }, body: Buffer.from(LAYOUT) }], { end: true }), 'the archive is truncated'],
+  'huge-manifest': (() => {
+    // a well-formed manifest padded with whitespace past the 4 MiB cap, named by its true digest
+    const big = Buffer.concat([manifest, Buffer.alloc(4 * 1024 * 1024, 0x20)]);
+    const d = { ...manifestDesc, digest: sha(big), size: big.length };
+    const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [d] }));
+    return [tar([good()[0], file('index.json', idx), file(blob(d), big), ...good().slice(3)]), 'over the 4194304-byte limit'];
+  })(),
+  'deep-json': (() => {
+    const depth = 100_000;
+    const idx = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
+    return [tar([good()[0], file('index.json', idx), ...good().slice(2)]), 'non-string annotations'];
+  })(),
 };
 
+if (from) Object.assign(cases, derived(readFileSync(from)));
+
 mkdirSync(out, { recursive: true });
-for (const [name, [bytes, expect]] of Object.entries(cases)) {
+for (const [name, [bytes, expect, sidecar]] of Object.entries(cases)) {
   writeFileSync(join(out, `${name}.tar`), bytes);
+  if (sidecar) writeFileSync(join(out, `${name}.tar.sha256`), sidecar);
   process.stdout.write(`${name}.tar\t${expect}\n`);
+}
+
+/** The entries of a tar written by airlock pack (ustar, pax 'x' headers for long names). */
+function untar(buf) {
+  const entries = [];
+  let off = 0;
+  let paxPath;
+  while (off + 512 <= buf.length) {
+    const h = buf.subarray(off, off + 512);
+    if (h.every((x) => x === 0)) break;
+    const str = (a, n) => h.subarray(a, a + n).toString('utf8').replace(/\0.*$/s, '');
+    const size = parseInt(str(124, 12).trim() || '0', 8);
+    const type = String.fromCharCode(h[156] || 0x30);
+    const prefix = str(345, 155);
+    const body = buf.subarray(off + 512, off + 512 + size);
+    off += 512 + Math.ceil(size / 512) * 512;
+    if (type === 'x') {
+      const m = /\d+ path=([^\n]*)\n/.exec(body.toString('utf8'));
+      paxPath = m?.[1];
+      continue;
+    }
+    const name = paxPath ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
+    paxPath = undefined;
+    entries.push({ name, body: Buffer.from(body) });
+  }
+  return entries;
+}
+
+/**
+ * Cases made from a real packed archive: the tar and the layout stay valid, and only the
+ * inventory (re-hashed, so every digest still matches) or the sidecar lies.
+ */
+function derived(packed) {
+  const entries = untar(packed);
+  const get = (name) => entries.find((e) => e.name === name)?.body;
+  const blobName = (digest) => `blobs/sha256/${digest.slice(7)}`;
+  const idx = JSON.parse(get('index.json').toString('utf8'));
+  const invEntry = idx.manifests.find((d) => d.annotations?.['dev.airlock.kind'] === 'inventory');
+  const invManifest = JSON.parse(get(blobName(invEntry.digest)).toString('utf8'));
+  const inventory = JSON.parse(get(blobName(invManifest.layers[0].digest)).toString('utf8'));
+  const rebuild = (editInventory, editIndex = () => undefined) => {
+    const inv = structuredClone(inventory);
+    editInventory(inv);
+    const invBytes = Buffer.from(JSON.stringify(inv));
+    const man = structuredClone(invManifest);
+    man.layers[0] = { ...man.layers[0], digest: sha(invBytes), size: invBytes.length };
+    const manBytes = Buffer.from(JSON.stringify(man));
+    const index2 = structuredClone(idx);
+    const e = index2.manifests.find((d) => d.digest === invEntry.digest);
+    e.digest = sha(manBytes);
+    e.size = manBytes.length;
+    editIndex(index2);
+    const drop = new Set([blobName(invEntry.digest), blobName(invManifest.layers[0].digest), 'index.json']);
+    return tar([
+      ...entries.filter((x) => !drop.has(x.name)).map((x) => file(x.name, x.body)),
+      file('index.json', JSON.stringify(index2)),
+      file(blobName(sha(invBytes)), invBytes),
+      file(blobName(sha(manBytes)), manBytes),
+    ]);
+  };
+  const plain = tar(entries.map((x) => file(x.name, x.body)));
+  const result = {};
+  result['packed-wrong-sidecar'] = [plain, 'says', `${'0'.repeat(64)}  packed-wrong-sidecar.tar\n`];
+
+  const tagEdges = inventory.referrers.filter((r) => r.tag !== undefined);
+  if (tagEdges.length >= 2) {
+    const [a, b] = tagEdges;
+    // A's subject is B and B's is A: neither can be pushed after its subject
+    const setSubject = (index2, digest, subject) => {
+      for (const d of index2.manifests) if (d.digest === digest) d.annotations['dev.airlock.subject'] = subject;
+    };
+    result['packed-referrer-cycle'] = [
+      rebuild(
+        (inv) => {
+          for (const r of inv.referrers) {
+            if (r.digest === a.digest) r.subject = b.digest;
+            else if (r.digest === b.digest) r.subject = a.digest;
+          }
+        },
+        (index2) => {
+          setSubject(index2, a.digest, b.digest);
+          setSubject(index2, b.digest, a.digest);
+        },
+      ),
+      'cycle',
+    ];
+  }
+  const outside = `sha256:${'e'.repeat(64)}`;
+  result['packed-subject-outside'] = [
+    rebuild((inv) => {
+      inv.referrers[0].subject = outside;
+    }),
+    'the subject is not in the archive',
+  ];
+  result['packed-edge-without-manifest'] = [
+    rebuild((inv) => {
+      inv.referrers.push({ ...inv.referrers[0], digest: `sha256:${'d'.repeat(64)}` });
+    }),
+    'the referrer manifest is not in the archive',
+  ];
+  const root = inventory.trustRoots[0];
+  if (root) {
+    // same name and size, other bytes: the key an attacker would rather have you trust
+    result['packed-altered-trust-root'] = [
+      tar(
+        entries.map((x) => {
+          if (x.name !== blobName(root.digest)) return file(x.name, x.body);
+          const b = Buffer.from(x.body);
+          b[Math.floor(b.length / 2)] ^= 0x01;
+          return file(x.name, b);
+        }),
+      ),
+      root.digest.slice(7, 19),
+    ];
+  }
+  return result;
 }
