@@ -82,29 +82,35 @@ export async function pack(o: PackOptions): Promise<PackReport> {
     for (const c of plan.created) await writer.addBlob(c.desc, c.bytes);
     const manifests = [...graph.manifests.values()].sort((a, b) => a.desc.digest.localeCompare(b.desc.digest));
     for (const m of manifests) await writer.addBlob(m.desc, m.bytes);
+    // Blobs (layers, configs, attachment payloads) last, in digest order, several at once: the
+    // writer knows every offset up front, so the bytes do not depend on which fetch ends first.
     const blobs = [...graph.blobs.values()].sort((a, b) => a.desc.digest.localeCompare(b.desc.digest));
     const total = blobs.length;
+    const repoOf = new Map(blobs.map((b) => [b.desc.digest, b.repository]));
     let done = 0;
-    let owners: Map<string, string> | undefined;
-    for (const b of blobs) {
-      const slash = b.repository.indexOf('/');
-      const src = o.open(b.repository.slice(0, slash), b.repository.slice(slash + 1));
-      try {
-        await writer.addBlob(b.desc, await src.fetch(b.desc, signal ? { signal } : {}));
-      } catch (e) {
-        if (isAirlockError(e, 'ABORTED') || isAirlockError(e, 'IO')) throw e;
-        // One line naming the image the blob belongs to and the blob, without saying either twice.
-        const owner = (owners ??= blobOwners(graph)).get(b.desc.digest) ?? b.repository;
-        const line = errorLine(e);
-        const msg = line.includes(b.desc.digest) ? `${owner}: ${line}` : `${owner}: blob ${b.desc.digest}: ${line}`;
-        throw new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', msg, {
-          cause: e,
-          side: 'source',
-        });
-      }
-      done++;
-      o.onEvent?.({ type: 'blob', digest: b.desc.digest, size: b.desc.size, done, total });
-    }
+    await writer.addBlobs(
+      blobs.map((b) => ({
+        desc: b.desc,
+        open: (sig: AbortSignal) => {
+          const slash = b.repository.indexOf('/');
+          return o.open(b.repository.slice(0, slash), b.repository.slice(slash + 1)).fetch(b.desc, { signal: sig });
+        },
+      })),
+      {
+        concurrency: o.concurrency ?? 8,
+        onBlob: (desc) => {
+          done++;
+          o.onEvent?.({ type: 'blob', digest: desc.digest, size: desc.size, done, total });
+        },
+        describe: (desc, e) => {
+          if (isAirlockError(e, 'ABORTED') || isAirlockError(e, 'IO')) return e;
+          return new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', `${repoOf.get(desc.digest) ?? ''}: blob ${desc.digest}: ${errorLine(e)}`, {
+            cause: e,
+            side: 'source',
+          });
+        },
+      },
+    );
     const result = await writer.finish();
     return {
       output: result.path,
