@@ -1,34 +1,19 @@
-import { execFile } from 'node:child_process';
 import { access, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../src/registry/client.js';
 import { startDistribution, type StartedRegistry } from './support/distribution.js';
 import { buildFixtures, pushStore, type FixtureSet } from './support/fixtures/index.js';
 import { runCli } from './support/run-cli.js';
+import { makeTestCa, type TestCa } from './support/tls.js';
 
-const run = promisify(execFile);
 const ENV = { ...process.env, SOURCE_DATE_EPOCH: '1700000000' };
 const REPO = 'tls/app';
 
-/** A private CA and a server certificate for 127.0.0.1 signed by it (what an air-gapped mirror usually has). */
-async function makeCa(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
-  const f = (n: string): string => path.join(dir, n);
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'),
-    '-days', '2', '-subj', '/CN=airlock test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'),
-    '-subj', '/CN=127.0.0.1']);
-  await writeFile(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
-  await run('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'),
-    '-days', '2', '-extfile', f('ext.cnf')]);
-  return { caFile: f('ca.pem'), certFile: f('server.pem'), keyFile: f('server.key') };
-}
-
 describe('registries over TLS', () => {
   let dir: string;
-  let ca: { caFile: string; certFile: string; keyFile: string };
+  let ca: TestCa;
   let src: StartedRegistry;
   let dst: StartedRegistry;
   let fx: FixtureSet;
@@ -36,7 +21,7 @@ describe('registries over TLS', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'airlock-tls-'));
-    ca = await makeCa(dir);
+    ca = await makeTestCa(dir);
     [src, dst] = await Promise.all([
       startDistribution({ tls: { certFile: ca.certFile, keyFile: ca.keyFile } }),
       startDistribution({ tls: { certFile: ca.certFile, keyFile: ca.keyFile } }),
