@@ -82,7 +82,12 @@ async function checkOpen(path: string, reader: ArchiveReader, sidecar: 'ok' | 'a
   const invEntries = reader.index.manifests.filter(
     (d) => d.artifactType === MediaType.AirlockInventory || d.annotations?.[AirlockAnnotation.Kind] === 'inventory',
   );
-  if (invEntries.length !== 1) fail(`index.json lists ${invEntries.length} inventories; an airlock archive has exactly one`);
+  if (invEntries.length !== 1) {
+    // Not (or no longer) an airlock archive: report the layout's own defects first (a missing
+    // blob, an oversized manifest), as they say more than the missing inventory does.
+    if (invEntries.length === 0) await reader.verifyGraph();
+    fail(`index.json lists ${invEntries.length} inventories; an airlock archive has exactly one`);
+  }
   const inventoryDesc = invEntries[0]!;
   const invManifest = await loadManifest(inventoryDesc, 'index.json');
   if (isIndex(invManifest.manifest) || invManifest.manifest.layers[0]?.mediaType !== MediaType.AirlockInventory) {
@@ -126,6 +131,29 @@ async function checkOpen(path: string, reader: ArchiveReader, sidecar: 'ok' | 'a
       fail(`inventory edge ${r.subject} → ${r.digest}: the manifest's subject is ${m.manifest.subject?.digest ?? 'missing'}`);
     }
     edgeKeys.add(`${r.subject}>${r.digest}`);
+  }
+  // Every edge must lead, subject by subject, back to an image the archive carries. A chain
+  // that never does (a cycle, which only the inventory's claims about cosign tags can form,
+  // or subjects only other such edges name) could never be pushed after its subject.
+  const reachable = new Set<string>();
+  const addTree = (d: string): void => {
+    if (reachable.has(d)) return;
+    reachable.add(d);
+    const m = manifests.get(d as Digest);
+    if (m && isIndex(m.manifest)) for (const c of m.manifest.manifests) addTree(c.digest);
+  };
+  for (const im of inventory.images) addTree(im.digest);
+  let pending = [...inventory.referrers];
+  while (pending.length > 0) {
+    const ready = pending.filter((r) => reachable.has(r.subject));
+    if (ready.length === 0) break;
+    for (const r of ready) reachable.add(r.digest);
+    pending = pending.filter((r) => !reachable.has(r.subject));
+  }
+  if (pending.length > 0) {
+    const r = pending[0]!;
+    const cycle = pending.some((x) => x.digest === r.subject);
+    fail(`inventory edge ${r.subject} → ${r.digest} never leads back to an image in the archive${cycle ? ' (its referrers form a cycle)' : ''}`);
   }
   for (const d of reader.index.manifests) {
     const kind = d.annotations?.[AirlockAnnotation.Kind];
