@@ -25,6 +25,8 @@ export type FaultAction =
   | { corrupt: true; at?: number }
   /** answer 307 with this Location (absolute URL) */
   | { redirect: string }
+  /** forward without the Range header, as a server that does not do ranges would answer (200, whole body) */
+  | { dropRange: true }
   | undefined;
 
 export interface SeenRequest {
@@ -102,8 +104,10 @@ export async function startFaultProxy(target: string, rule: (req: IncomingMessag
       });
       return;
     }
+    const fwd: Record<string, string | string[] | undefined> = { ...req.headers, host: target };
+    if (action && 'dropRange' in action) delete fwd.range;
     const up = httpRequest(
-      { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: target } },
+      { host, port: Number(port), method: req.method, path: req.url, headers: fwd },
       (upRes) => {
         const headers = { ...upRes.headers };
         // Location headers point at the real registry; keep clients talking to us.
