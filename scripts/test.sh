@@ -25,4 +25,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build --silent
+# Strict type-check of everything, tests included: a type error is a defect like a failing test.
+npm run typecheck --silent
 npx vitest run "$@"

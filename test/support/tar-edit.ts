@@ -15,9 +15,16 @@ export async function readTar(file: string): Promise<TarEntry[]> {
   const extract = tar.extract();
   extract.on('entry', (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     stream.on('end', () => {
-      out.push({ name: header.name, body: Buffer.concat(chunks), type: header.type as TarEntry['type'], ...(header.linkname ? { linkname: header.linkname } : {}) });
+      out.push({
+        name: header.name,
+        body: Buffer.concat(chunks),
+        ...(header.type ? { type: header.type as NonNullable<TarEntry['type']> } : {}),
+        ...(header.linkname ? { linkname: header.linkname } : {}),
+      });
       next();
     });
     stream.resume();
@@ -34,7 +41,7 @@ export async function writeTar(file: string, entries: readonly TarEntry[]): Prom
     await new Promise<void>((resolve, reject) => {
       pack.entry(
         { name: e.name, size: e.type && e.type !== 'file' ? 0 : e.body.length, mode: 0o644, mtime: new Date(1_700_000_000_000), uid: 0, gid: 0, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}) },
-        e.type && e.type !== 'file' ? undefined : e.body,
+        e.type && e.type !== 'file' ? '' : e.body,
         (err) => (err ? reject(err) : resolve()),
       );
     });
