@@ -88,6 +88,7 @@ export async function pack(o: PackOptions): Promise<PackReport> {
     const total = blobs.length;
     const repoOf = new Map(blobs.map((b) => [b.desc.digest, b.repository]));
     let done = 0;
+    let owners: Map<string, string> | undefined;
     await writer.addBlobs(
       blobs.map((b) => ({
         desc: b.desc,
@@ -104,7 +105,11 @@ export async function pack(o: PackOptions): Promise<PackReport> {
         },
         describe: (desc, e) => {
           if (isAirlockError(e, 'ABORTED') || isAirlockError(e, 'IO')) return e;
-          return new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', `${repoOf.get(desc.digest) ?? ''}: blob ${desc.digest}: ${errorLine(e)}`, {
+          // One line naming the image the blob belongs to and the blob, without saying either twice.
+          const owner = (owners ??= blobOwners(graph)).get(desc.digest) ?? repoOf.get(desc.digest) ?? '';
+          const line = errorLine(e);
+          const msg = line.includes(desc.digest) ? `${owner}: ${line}` : `${owner}: blob ${desc.digest}: ${line}`;
+          return new AirlockError(isAirlockError(e) ? e.code : 'REGISTRY', msg, {
             cause: e,
             side: 'source',
           });
