@@ -88,14 +88,7 @@ export class ArchiveReader implements ReadOnlyStorage, Resolver {
   }
 
   static async open(file: string, opts: ArchiveReaderOptions = {}): Promise<ArchiveReader> {
-    let fh: FileHandle;
-    try {
-      fh = await fsp.open(file, 'r');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new AirlockError('NOT_FOUND', `${file}: no such archive`, { cause: e, side: 'archive' });
-      throw new AirlockError('IO', `${file}: cannot open the archive (${code ?? errorLine(e)})`, { cause: e, side: 'archive' });
-    }
+    const fh = await openArchiveFile(file);
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw archiveError(file, 'is not a regular file');
@@ -495,14 +488,7 @@ export async function verifySidecar(file: string, opts: { signal?: AbortSignal }
   if (!m) throw archiveError(sidecar, `is not a sha256sum line ("<hex>  ${path.basename(file)}")`);
   const expected = m[1]!.toLowerCase();
   const hash = createHash('sha256');
-  let fh: FileHandle;
-  try {
-    fh = await fsp.open(file, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new AirlockError('NOT_FOUND', `${file}: no such archive`, { cause: e, side: 'archive' });
-    throw new AirlockError('IO', `${file}: cannot open the archive (${code ?? errorLine(e)})`, { cause: e, side: 'archive' });
-  }
+  const fh = await openArchiveFile(file);
   try {
     const { size } = await fh.stat();
     for await (const chunk of rangeStream(fh, 0, size, opts.signal)) hash.update(chunk as Buffer);
@@ -514,4 +500,15 @@ export async function verifySidecar(file: string, opts: { signal?: AbortSignal }
     throw archiveError(file, `sha256 is ${actual} but ${path.basename(sidecar)} says ${expected}: the archive was changed or damaged in transit`);
   }
   return 'ok';
+}
+
+/** Open an archive for reading, with the one-line errors every reader of it shares. */
+async function openArchiveFile(file: string): Promise<FileHandle> {
+  try {
+    return await fsp.open(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new AirlockError('NOT_FOUND', `${file}: no such archive`, { cause: e, side: 'archive' });
+    throw new AirlockError('IO', `${file}: cannot open the archive (${code ?? errorLine(e)})`, { cause: e, side: 'archive' });
+  }
 }
