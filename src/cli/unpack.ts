@@ -46,7 +46,7 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
     .option('--dry-run', 'print the plan and push nothing')
     .option('--policy <file>', "verification policies (YAML, `policies:`) to apply instead of the archive's own")
     .option('--cluster-resources <dir>', 'where to write the cluster resources', './cluster-resources')
-    .addOption(new Option('--concurrency <n>', 'parallel blob pushes').default('4'))
+    .addOption(new Option('--concurrency <n>', 'parallel blob pushes').default('8'))
     .addOption(new Option('--retries <n>', 'retries of a request that failed transiently (connection errors, 408, 429, 5xx), with backoff').default('4'))
     .addOption(new Option('--timeout <seconds>', 'give up on a connection, or a response that sends nothing, after this long (then retry)').default('60'))
     .option('--json', 'print a machine-readable report on stdout')

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { OpOptions } from '../content/storage.js';
 import { AirlockError, errorLine, isAirlockError } from '../errors.js';
 import type { CheckedArchive } from '../archive/check.js';
@@ -134,6 +135,8 @@ export async function unpack(o: UnpackOptions): Promise<UnpackReport> {
     seconds: 0,
   };
   if (o.dryRun) return report;
+  // Every request in flight listens on the caller's signal: that many listeners is not a leak.
+  if (o.signal) setMaxListeners(0, o.signal);
   const u = new Unpacker(o, report);
   // Repositories one after another so a blob pushed to one can be mounted into the next.
   for (const p of plan) await u.repository(p);
@@ -152,7 +155,7 @@ class Unpacker {
   constructor(o: UnpackOptions, report: UnpackReport) {
     this.#o = o;
     this.#report = report;
-    this.#sem = new Semaphore(o.concurrency ?? 4);
+    this.#sem = new Semaphore(o.concurrency ?? 8);
   }
 
   #opts(): OpOptions {

@@ -93,6 +93,11 @@ export class VerifyingStream extends Transform {
     return this.#seen;
   }
 
+  /** True when this stream checks exactly `digest` and `size`, so a consumer need not hash the same bytes again. */
+  checks(digest: string, size: number): boolean {
+    return this.#expected.digest === digest && this.#expected.size === size;
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#seen += chunk.length;
     if (this.#seen > this.#expected.size) {

@@ -509,6 +509,14 @@ export class Repository implements Target, ReferrerLister, TagLister {
     let verifyError: unknown;
     if (content instanceof Uint8Array) {
       body = content;
+    } else if (content instanceof VerifyingStream && content.checks(desc.digest, desc.size)) {
+      // Already checked for this digest and size as it is read (the archive reader's fetch):
+      // a second hash of every byte cost a core-second per GiB on unpack. Its failure still
+      // ends the body early, so the registry never completes the upload.
+      body = content;
+      content.on('error', (e) => {
+        if (isAirlockError(e)) verifyError ??= e;
+      });
     } else {
       const verifier = new VerifyingStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest} pushed to ${this}`, ...this.#side() });
       // Only our own size/digest checks count here; a premature close is the
