@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +8,7 @@ import { RegistryClient } from '../src/registry/client.js';
 import { parseManifest, type ImageIndex } from '../src/oci/manifest.js';
 import { fallbackTag } from '../src/oci/referrers.js';
 import { buildFixtures, pushStore, startRekorMock, type FixtureSet, type RekorMock } from './support/fixtures/index.js';
+import { writeImageSet } from './support/image-set.js';
 import { serveFiles } from './support/key-server.js';
 import { startRegistry, type RegistryKind, type TestRegistry } from './support/registries.js';
 import { runCli } from './support/run-cli.js';
@@ -39,25 +40,12 @@ describe.each(ROUTES)('pack → verify → unpack (%s → archive → %s)', (src
     client = new RegistryClient({ plainHttp: () => true });
     fx = await buildFixtures({ seed: 'e2e', registry: src.host, repository: REPO, rekorUrl: rekor.url });
     await pushStore(fx.store, client.repository(src.host, REPO), { fallbackIndexes: !src.referrersApi });
-    config = path.join(dir, 'imageset.yaml');
-    await writeFile(
-      config,
-      [
-        'apiVersion: airlock.dev/v1alpha1',
-        'kind: ImageSet',
-        'images:',
-        `  - ${src.host}/${REPO}:multi`,
-        `  - ${src.host}/${REPO}:single`,
-        `  - ${src.host}/${REPO}:unsigned`,
-        'attachments: all',
-        'registries:',
-        `  "${src.host}":`,
-        '    plainHTTP: true',
-        'trust:',
-        `  rekorKeyUrl: ${keySrv.url}/rekor.pub`,
-        '',
-      ].join('\n'),
-    );
+    config = await writeImageSet(path.join(dir, 'imageset.yaml'), {
+      images: ['multi', 'single', 'unsigned'].map((t) => `${src.host}/${REPO}:${t}`),
+      attachments: 'all',
+      plainHttp: [src.host],
+      trust: [`rekorKeyUrl: ${keySrv.url}/rekor.pub`],
+    });
     archive = path.join(dir, 'set.tar');
   }, 120_000);
 

@@ -8,6 +8,7 @@ import { RegistryClient } from '../src/registry/client.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { buildFixtures, pushStore, type FixtureSet } from './support/fixtures/index.js';
 import { startRegistry, type TestRegistry } from './support/registries.js';
+import { writeImageSet } from './support/image-set.js';
 import { runCli } from './support/run-cli.js';
 
 const exec = promisify(execFile);
@@ -30,12 +31,7 @@ describe('airlock pack', () => {
 
   /** a minimal image-set file: plain HTTP for the test registries, no Red Hat roots (no network here) */
   async function config(name: string, extra: string[] = []): Promise<string> {
-    const file = path.join(dir, `${name}.yaml`);
-    await writeFile(
-      file,
-      ['apiVersion: airlock.dev/v1alpha1', 'kind: ImageSet', 'registries:', '  "*": { plainHTTP: true }', 'trust: { redhat: false }', ...extra, ''].join('\n'),
-    );
-    return file;
+    return writeImageSet(path.join(dir, `${name}.yaml`), { extra });
   }
 
   beforeAll(async () => {

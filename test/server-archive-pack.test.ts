@@ -3,7 +3,7 @@
  * repository is pushed to `serve`, packed, and the archive is served read-only; every
  * image, cosign tag and OCI 1.1 referrer comes back byte-identical.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { type RunningServer, startServer } from '../src/server/index.js';
 import { buildFixtures, pushStore, type FixtureSet } from './support/fixtures/index.js';
 import { runCli } from './support/run-cli.js';
 import { OCI_INDEX, startTestServer, type TestServer } from './server-helpers.js';
+import { writeImageSet } from './support/image-set.js';
 
 const REPO = 'airlock-test/app';
 
@@ -28,25 +29,11 @@ describe('airlock serve --archive on a packed archive', () => {
     client = new RegistryClient({ plainHttp: () => true });
     fx = await buildFixtures({ seed: 'serve-archive', registry: src.host, repository: REPO });
     await pushStore(fx.store, client.repository(src.host, REPO));
-    const config = path.join(dir, 'imageset.yaml');
-    await writeFile(
-      config,
-      [
-        'apiVersion: airlock.dev/v1alpha1',
-        'kind: ImageSet',
-        'images:',
-        `  - ${src.host}/${REPO}:multi`,
-        `  - ${src.host}/${REPO}:single`,
-        `  - ${src.host}/${REPO}:unsigned`,
-        'attachments: all',
-        'registries:',
-        `  "${src.host}":`,
-        '    plainHTTP: true',
-        'trust:',
-        '  redhat: false',
-        '',
-      ].join('\n'),
-    );
+    const config = await writeImageSet(path.join(dir, 'imageset.yaml'), {
+      images: ['multi', 'single', 'unsigned'].map((t) => `${src.host}/${REPO}:${t}`),
+      attachments: 'all',
+      plainHttp: [src.host],
+    });
     const archive = path.join(dir, 'set.tar');
     const r = await runCli(['pack', '--config', config, '-o', archive]);
     if (r.code !== 0) throw new Error(`pack failed (${r.code}): ${r.stderr}`);

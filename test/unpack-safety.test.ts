@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { RegistryClient } from '../src/registry/client.js';
 import { isManifestMediaType } from '../src/oci/media-types.js';
 import { buildFixtures, pushStore, type FixtureSet } from './support/fixtures/index.js';
 import { startRegistry, type TestRegistry } from './support/registries.js';
+import { writeImageSet } from './support/image-set.js';
 import { runCli } from './support/run-cli.js';
 import { readTar, writeTar } from './support/tar-edit.js';
 
@@ -26,8 +27,7 @@ describe('unpack and verify refuse a bad archive before pushing anything', () =>
     client = new RegistryClient({ plainHttp: () => true });
     fx = await buildFixtures({ seed: 'safety', registry: src.host, repository: 'team/app' });
     await pushStore(fx.store, client.repository(src.host, 'team/app'));
-    const cfg = path.join(dir, 'set.yaml');
-    await writeFile(cfg, ['apiVersion: airlock.dev/v1alpha1', 'kind: ImageSet', 'registries: { "*": { plainHTTP: true } }', 'trust: { redhat: false }', 'attachments: all', ''].join('\n'));
+    const cfg = await writeImageSet(path.join(dir, 'set.yaml'), { attachments: 'all' });
     good = path.join(dir, 'good.tar');
     const r = await runCli(['pack', '--config', cfg, `${src.host}/team/app:multi`, '-o', good], { env: ENV });
     expect(r.code).toBe(0);
