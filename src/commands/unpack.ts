@@ -236,7 +236,20 @@ class Unpacker {
       this.#o.onEvent?.({ type: 'manifest', repository: repo, digest, action: 'present' });
       return;
     }
-    await this.#sem.run(() => dest.pushManifest(entry.desc, entry.bytes, this.#opts()));
+    try {
+      await this.#sem.run(() => dest.pushManifest(entry.desc, entry.bytes, this.#opts()));
+    } catch (e) {
+      const absent = isIndex(m) ? m.manifests.filter((c) => !this.#o.archive.manifests.has(c.digest)).length : 0;
+      if (absent === 0 || isAirlockError(e, 'ABORTED')) throw e;
+      // A platform-filtered archive carries the index whole but not every platform;
+      // distribution-spec lets a registry refuse such a sparse index.
+      throw new AirlockError(
+        'REGISTRY',
+        `${repo}: the registry refused index ${digest}, ${absent} of whose platforms are not in the archive (it was packed with --platform): ` +
+          `its platform manifests are pushed, no tag was moved. Repack without --platform, or unpack into a registry that accepts sparse indexes (airlock serve does). (${errorLine(e)})`,
+        { cause: e, side: 'destination' },
+      );
+    }
     this.#report.pushed.manifests++;
     this.#o.onEvent?.({ type: 'manifest', repository: repo, digest, action: 'pushed' });
   }

@@ -73,6 +73,10 @@ export function checkManifest(bytes: Buffer, contentType: string | undefined, re
  * with `urls` (non-distributable) may legitimately live elsewhere.
  */
 export function requiredChildren(m: Manifest): { manifests: Descriptor[]; blobs: Descriptor[] } {
-  if (isIndex(m)) return { manifests: [...m.manifests], blobs: [] };
+  // An index is accepted with absent children (a sparse index): distribution-spec lets a
+  // registry accept or refuse it ("MAY reject"), and an archive packed with a platform
+  // filter carries the index bytes whole (its digest and signatures intact) but only the
+  // chosen platforms. Pulling an absent platform then fails at the child, as it should.
+  if (isIndex(m)) return { manifests: [], blobs: [] };
   return { manifests: [], blobs: [m.config, ...m.layers.filter((l) => !(l.urls && l.urls.length > 0))] };
 }
