@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAirlockError } from '../errors.js';
-import { HttpTransport, readBody } from './transport.js';
+import { AirlockError, isAirlockError } from '../errors.js';
+import { HttpTransport, isRetryableStatus, isTransientError, readBody } from './transport.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 
@@ -170,6 +170,38 @@ describe('HttpTransport', () => {
       } finally {
         await plain.close();
         await withCa.close();
+      }
+    });
+  });
+
+  describe('when a caller retries at a higher level (resumed bodies, uploads)', () => {
+    it('tells transient connection and body failures from our own checks and aborts', () => {
+      const undiciLike = (code: string): Error => Object.assign(new Error(code), { code });
+      expect(isTransientError(undiciLike('UND_ERR_SOCKET'))).toBe(true);
+      expect(isTransientError(undiciLike('UND_ERR_BODY_TIMEOUT'))).toBe(true);
+      expect(isTransientError(undiciLike('ERR_STREAM_PREMATURE_CLOSE'))).toBe(true);
+      expect(isTransientError(new Error('wrapped', { cause: undiciLike('ECONNRESET') }))).toBe(true);
+      expect(isTransientError(new AirlockError('DIGEST_MISMATCH', 'x'))).toBe(false);
+      expect(isTransientError(new AirlockError('SIZE_MISMATCH', 'x'))).toBe(false);
+      expect(isTransientError(new AirlockError('ABORTED', 'x'))).toBe(false);
+      expect(isTransientError(Object.assign(new Error('aborted'), { name: 'AbortError' }))).toBe(false);
+      expect(isTransientError(new Error('no code'))).toBe(false);
+      expect([429, 500, 502, 503, 504, 408].every(isRetryableStatus)).toBe(true);
+      expect([400, 401, 404, 416, 501].some(isRetryableStatus)).toBe(false);
+    });
+
+    it('pauses for Retry-After when given, and stops the pause on abort', async () => {
+      const t = new HttpTransport({ backoffMs: 10_000, retries: 2 });
+      try {
+        expect(t.retries).toBe(2);
+        // a Retry-After date in the past means at once, not the 10 s backoff
+        await t.pause(0, { retryAfter: new Date(Date.now() - 5000).toUTCString() });
+        const ac = new AbortController();
+        const p = t.pause(0, { signal: ac.signal });
+        ac.abort();
+        expect(await codeOf(p)).toBe('ABORTED');
+      } finally {
+        await t.close();
       }
     });
   });
