@@ -4,6 +4,8 @@ import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkArchive } from '../src/archive/check.js';
+import { unpack as unpackArchive } from '../src/commands/unpack.js';
 import { readAll } from '../src/content/read.js';
 import { digestOf } from '../src/oci/digest.js';
 import { parseManifest, type Descriptor, type ImageIndex } from '../src/oci/manifest.js';
@@ -26,8 +28,8 @@ function uploadDigest(req: IncomingMessage): string | undefined {
 }
 
 /** What a registry holds for the repository: tags → digests, and each subject's fallback index entries. */
-async function registryState(client: RegistryClient, host: string, fx: FixtureSet): Promise<unknown> {
-  const repo = client.repository(host, DST_REPO);
+async function registryState(client: RegistryClient, host: string, fx: FixtureSet, name = DST_REPO): Promise<unknown> {
+  const repo = client.repository(host, name);
   const tags: Record<string, string> = {};
   const fallback: Record<string, string[]> = {};
   const all: string[] = [];
@@ -250,6 +252,37 @@ describe('unpack through a faulty link to the destination (Distribution behind a
         await flaky.stop();
         await target.stop();
       }
+    }, 30_000);
+  });
+
+  describe('when unpack uploads every blob in chunks through a flaky link', () => {
+    it('resumes or restarts each broken upload and ends in the state of a fault-free run', async () => {
+      const c = await unpack(clean.host);
+      expect(c.code).toBe(0);
+      let patches = 0;
+      const kinds: FaultAction[] = [{ reset: 'before' }, { status: 503 }, { reset: 'mid-request', after: 100 }, { status: 429, headers: { 'retry-after': '0' } }];
+      rule = (req) => (req.method === 'PATCH' && ++patches % 5 === 2 ? kinds[Math.floor(patches / 5) % kinds.length] : undefined);
+      const start = proxy.requests.length;
+      const chunky = new RegistryClient({ plainHttp: () => true, chunkThreshold: 1, chunkSize: 512, retries: 3, backoffMs: 10 });
+      const checked = await checkArchive(archive);
+      try {
+        await unpackArchive({
+          archive: checked,
+          mapping: { registry: proxy.host, prefix: 'chunked', keepHost: false },
+          open: (registry, repository) => chunky.repository(registry, repository),
+        });
+      } finally {
+        rule = () => undefined;
+        await checked.reader.close();
+        await chunky.close();
+      }
+      expect(patches).toBeGreaterThan(20);
+      const want = await registryState(client, clean.host, fx);
+      expect(await registryState(client, dst.host, fx, 'chunked/team/app')).toEqual(want);
+      const seen = proxy.requests.slice(start);
+      // in-session resumes asked the registry for the upload status; partial chunks cost a fresh session
+      expect(seen.some((q) => q.method === 'GET' && q.url.includes('/blobs/uploads/'))).toBe(true);
+      expect(seen.some((q) => q.method === 'DELETE' && q.url.includes('/blobs/uploads/'))).toBe(true);
     }, 30_000);
   });
 
