@@ -343,15 +343,26 @@ export class Repository implements Target, ReferrerLister, TagLister {
   async pushManifest(desc: Descriptor, bytes: Uint8Array, options: OpOptions & { tag?: string } = {}): Promise<{ subjectAccepted: boolean }> {
     verifyBytes(bytes, { digest: desc.digest, size: desc.size, what: `manifest ${desc.digest}`, ...this.#side() });
     const target = options.tag ?? desc.digest;
-    const res = await this.#send('pull,push', {
-      method: 'PUT',
-      url: `${this.name}/manifests/${target}`,
-      headers: { 'content-type': desc.mediaType },
-      body: bytes,
-      signal: options.signal,
-    });
-    if (res.status !== 201 && res.status !== 200 && res.status !== 202) {
-      throw await this.#fail(res, `pushing manifest ${desc.digest}${options.tag ? ` as tag ${options.tag}` : ''}`);
+    let res: HttpResponse;
+    for (let attempt = 0; ; attempt++) {
+      res = await this.#send('pull,push', {
+        method: 'PUT',
+        url: `${this.name}/manifests/${target}`,
+        headers: { 'content-type': desc.mediaType },
+        body: bytes,
+        signal: options.signal,
+      });
+      if (res.status === 201 || res.status === 200 || res.status === 202) break;
+      const err = await this.#fail(res, `pushing manifest ${desc.digest}${options.tag ? ` as tag ${options.tag}` : ''}`);
+      // Distribution 2.8's filesystem driver rewrites a repository's blob link file in
+      // place (truncate, then write) each time an upload of that blob completes. While
+      // another writer completes an upload of the same blob, the manifest check can read
+      // the link empty and answer 400 MANIFEST_BLOB_UNKNOWN (with DIGEST_INVALID) for a
+      // blob that is there. Seen with two unpacks of one image at once; it passes in
+      // milliseconds, so a few short retries tell it from a blob that is really missing.
+      if (attempt >= MANIFEST_BLOB_RACE_RETRIES || !isBlobLinkRace(err)) throw err;
+      this.#s.http.note(`pushing manifest ${desc.digest} to ${this}: ${errorLine(err)}; another writer may be completing the same blobs, trying again`);
+      await this.#s.http.pause(attempt, { signal: options.signal });
     }
     await dump(res);
     const dcd = header(res, 'docker-content-digest');
@@ -648,8 +659,9 @@ export class Repository implements Target, ReferrerLister, TagLister {
     if (!m) return undefined;
     const last = Number(m[1]);
     const loc = header(res, 'location');
-    // "0-0" is what Distribution also says for an empty session; we only take it
-    // as one byte when we had sent at least one.
+    // Distribution answers "0-0" for an empty session as well as for one byte; read
+    // as empty (a one-byte session then refuses the next PATCH, and the upload fails
+    // rather than being joined wrongly).
     return { end: last === 0 ? 0 : last + 1, url: loc ? new URL(loc, url) : url };
   }
 
@@ -733,6 +745,14 @@ function withDigest(url: URL, digest: Digest): URL {
 }
 
 /** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL. */
+/** Retries of a manifest PUT refused while another writer completes the same blobs (see pushManifest). */
+const MANIFEST_BLOB_RACE_RETRIES = 4;
+
+function isBlobLinkRace(e: AirlockError): boolean {
+  const codes = e.detail?.registryErrors;
+  return e.detail?.status === 400 && Array.isArray(codes) && codes.some((c) => c === 'MANIFEST_BLOB_UNKNOWN' || c === 'BLOB_UNKNOWN');
+}
+
 export function nextLink(link: string | undefined, base: URL): URL | undefined {
   if (!link) return undefined;
   for (const part of link.split(/,(?=\s*<)/)) {
