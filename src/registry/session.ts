@@ -259,6 +259,8 @@ export class RegistrySession {
     return this.error(code, `${context.what} in ${where}: ${status}; ${hint}`, {
       status: res.status,
       ...(errors[0]?.code ? { registryError: errors[0].code } : {}),
+      // all the codes: a registry may list the telling one second (Distribution: DIGEST_INVALID; MANIFEST_BLOB_UNKNOWN)
+      ...(errors.length > 0 ? { registryErrors: errors.map((e) => e.code).filter((c): c is string => typeof c === 'string') } : {}),
     });
   }
 
