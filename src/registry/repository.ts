@@ -744,7 +744,6 @@ function withDigest(url: URL, digest: Digest): URL {
   return u;
 }
 
-/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL. */
 /** Retries of a manifest PUT refused while another writer completes the same blobs (see pushManifest). */
 const MANIFEST_BLOB_RACE_RETRIES = 4;
 
@@ -753,6 +752,7 @@ function isBlobLinkRace(e: AirlockError): boolean {
   return e.detail?.status === 400 && Array.isArray(codes) && codes.some((c) => c === 'MANIFEST_BLOB_UNKNOWN' || c === 'BLOB_UNKNOWN');
 }
 
+/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL. */
 export function nextLink(link: string | undefined, base: URL): URL | undefined {
   if (!link) return undefined;
   for (const part of link.split(/,(?=\s*<)/)) {
