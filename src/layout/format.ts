@@ -68,10 +68,14 @@ export function ioError(e: unknown, path: string, doing: string): AirlockError {
   let hint = '';
   switch (code) {
     case 'ENOSPC':
-      return new AirlockError('IO', `${path}: no space left on device while ${doing}; free space or write the archive elsewhere`, {
+      return new AirlockError('IO', `${path}: no space left on device (ENOSPC) while ${doing}; free space or write the archive elsewhere`, {
         cause: e,
         side: 'local',
       });
+    case 'EFBIG':
+      // past RLIMIT_FSIZE (Node ignores SIGXFSZ, so the write fails instead) or the file system's largest file
+      hint = '; the file is larger than a file-size limit (ulimit -f) or the file system allows, raise the limit or write elsewhere';
+      break;
     case 'EDQUOT':
       hint = '; disk quota exceeded, free space or write elsewhere';
       break;
