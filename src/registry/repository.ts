@@ -704,11 +704,17 @@ export class Repository implements Target, ReferrerLister, TagLister {
   }
 }
 
-/** A registry status worth another attempt (5xx, 429, 408), or a connection that broke. */
+/** Worth another upload from a fresh session: 5xx, 429, 408, a lost or confused session, or a connection that broke. */
 function isTransientUploadError(e: unknown): boolean {
   if (isAirlockError(e)) {
     const status = e.detail?.status;
-    if (typeof status === 'number') return isRetryableStatus(status);
+    if (typeof status === 'number') {
+      // The session is gone or out of step with us (a broken PATCH may still have been
+      // written after we asked for the upload status): a fresh session sets that right.
+      const code = e.detail?.registryError;
+      if (status === 416 || code === 'BLOB_UPLOAD_UNKNOWN' || code === 'BLOB_UPLOAD_INVALID') return true;
+      return isRetryableStatus(status);
+    }
     if (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH' || e.code === 'ABORTED') return false;
   }
   return isTransientError(e);
