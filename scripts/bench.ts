@@ -231,7 +231,8 @@ async function main(): Promise<void> {
   const record = (r: Omit<Run, 'mbps'>): void => {
     const run = { ...r, mbps: r.bytes / MiB / r.seconds };
     runs.push(run);
-    log(`  ${run.what.padEnd(34)} ${run.tool.padEnd(8)} round ${run.round}: ${run.seconds.toFixed(2)} s  ${run.mbps.toFixed(0)} MiB/s  peak RSS ${run.maxRssMiB.toFixed(0)} MiB`);
+    const rate = r.bytes > 0 ? `  ${run.mbps.toFixed(0)} MiB/s` : '';
+    log(`  ${run.what.padEnd(34)} ${run.tool.padEnd(8)} round ${run.round}: ${run.seconds.toFixed(2)} s${rate}  peak RSS ${run.maxRssMiB.toFixed(0)} MiB`);
   };
   try {
     const source = await startDistribution();
