@@ -117,6 +117,55 @@ describe('ArchiveWriter.addBlobs', () => {
     });
   });
 
+  describe('when there is nothing left to add', () => {
+    it('ends the archive exactly as finish() alone would', async () => {
+      const im = image();
+      const a = path.join(dir, 'a.tar');
+      const b = path.join(dir, 'b.tar');
+      for (const [file, positional] of [[a, false], [b, true]] as const) {
+        const w = await ArchiveWriter.create({ path: file, mtime: 1700000000, requireComplete: false });
+        await w.writeHeader(im.index);
+        await w.addBlob(im.manifest.desc, im.manifest.bytes);
+        if (positional) await w.addBlobs([]);
+        await w.finish();
+      }
+      expect((await fsp.readFile(b)).equals(await fsp.readFile(a))).toBe(true);
+      expect(await fsp.readFile(`${b}.sha256`, 'utf8')).toBe((await fsp.readFile(`${a}.sha256`, 'utf8')).replace('a.tar', 'b.tar'));
+    });
+  });
+
+  describe('when the signal aborts while bodies are streaming', () => {
+    it('fails with ABORTED, stops the sources and leaves nothing behind', async () => {
+      const im = image();
+      const out = path.join(dir, 'cancelled.tar');
+      const controller = new AbortController();
+      const w = await ArchiveWriter.create({ path: out, mtime: 1700000000, signal: controller.signal });
+      await w.writeHeader(im.index);
+      await w.addBlob(im.manifest.desc, im.manifest.bytes);
+      const sources: Readable[] = [];
+      const err = await w
+        .addBlobs(
+          im.blobs.map((b) => ({
+            desc: b.desc,
+            open: async () => {
+              // A source that sends a little and then never ends, until it is destroyed.
+              const s = new Readable({ read() {} });
+              s.push(b.bytes.subarray(0, Math.min(10, b.bytes.length)));
+              sources.push(s);
+              if (sources.length === 2) controller.abort(new Error('stop'));
+              return s;
+            },
+          })),
+          { concurrency: 2 },
+        )
+        .catch((e: unknown) => e);
+      expect(isAirlockError(err, 'ABORTED')).toBe(true);
+      expect(sources.length).toBeGreaterThan(0);
+      expect(sources.every((s) => s.destroyed)).toBe(true);
+      expect(await fsp.readdir(dir)).toEqual([]);
+    });
+  });
+
   describe('when one body does not match its digest', () => {
     it('fails with DIGEST_MISMATCH and leaves neither the archive nor FILE.partial', async () => {
       const im = image();

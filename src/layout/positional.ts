@@ -147,7 +147,15 @@ async function streamBodyAt(fh: FileHandle, slot: Slot, signal: AbortSignal, onW
   // One listener per request in flight (ours and the HTTP client's) on the shared signal: not a leak.
   setMaxListeners(0, signal);
   const stream = await slot.item.open(signal);
+  // Errors reach us through the iteration below; before it starts, a destroyed source must not
+  // raise an unhandled 'error' event.
+  stream.on('error', () => {});
   const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+  // The signal may have fired while the source was being opened: a listener added now would never run.
+  if (signal.aborted) {
+    onAbort();
+    throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+  }
   signal.addEventListener('abort', onAbort, { once: true });
   let at = slot.dataStart;
   let batch: Buffer[] = [];
