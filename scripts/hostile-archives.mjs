@@ -105,6 +105,8 @@ const cases = {
   'dotdot-path': [tar([...good(), file('blobs/sha256/../../../etc/cron.d/x', '* * * * * root sh\n')]), '".." path segment'],
   'unexpected-name': [tar([...good(), file('run.sh', '#!/bin/sh\n')]), 'not allowed'],
   'duplicate-name': [tar([...good(), file('index.json', index)]), 'duplicate'],
+  // the same blob name twice, the second copy with other bytes: whichever a reader kept, one lies
+  'duplicate-name-different-content': [tar([...good(), file(blob(layerDesc), tampered)]), 'duplicate'],
   'truncated': [goodTar.subarray(0, goodTar.length - 1024 - 512 - 100), 'truncated'],
   'no-end-marker': [tar(good(), { end: false }), 'without the end-of-archive marker'],
   'trailing-garbage': [tar(good(), { trailing: Buffer.from('\0\0\0garbage') }), 'trailing data'],
