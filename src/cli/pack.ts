@@ -37,8 +37,8 @@ export function registerPack(program: Command, ctx: RunContext): void {
     .command('pack')
     .summary('resolve images and their signatures/referrers into one OCI archive')
     .description(
-      'Resolve every image (indexes whole), find its signatures (and, when asked, other referrers) through the OCI 1.1\n' +
-        'referrers API, its sha256-<hex> tag fallback and cosign .sig/.att/.sbom tags, and write one OCI image-layout\n' +
+      'Resolve every image (indexes whole), find its signatures (and, when asked, other referrers) through the OCI 1.1 ' +
+        'referrers API, its sha256-<hex> tag fallback and cosign .sig/.att/.sbom tags, and write one OCI image-layout ' +
         'tar with an inventory and the trust roots needed to verify it offline.',
     )
     .argument('[refs...]', 'image references (registry/repository[:tag][@digest])')

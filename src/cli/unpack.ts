@@ -31,10 +31,10 @@ export function registerUnpack(program: Command, ctx: RunContext): void {
     .command('unpack')
     .summary('check an archive, then push it into the disconnected registry with digests and referrers intact')
     .description(
-      'Check every byte of the archive and every signature against the policies first (as `airlock verify`); nothing\n' +
-        'is pushed unless it all checks out (exit 4: archive malformed; exit 3: an image fails its policy).\n' +
-        'Then push blobs, manifests (as their exact bytes), referrers (through the referrers API, or merged into the\n' +
-        'sha256-<hex> fallback tag index where the registry has no API), cosign tags and tags, and write\n' +
+      'Check every byte of the archive and every signature against the policies first (as `airlock verify`); nothing ' +
+        'is pushed unless it all checks out (exit 4: archive malformed; exit 3: an image fails its policy). ' +
+        'Then push blobs, manifests (as their exact bytes), referrers (through the referrers API, or merged into the ' +
+        'sha256-<hex> fallback tag index where the registry has no API), cosign tags and tags, and write ' +
         'ImageDigestMirrorSet/ImageTagMirrorSet, ClusterImagePolicy, registries.d and policy.json for the cluster.',
     )
     .argument('<archive>', 'the archive written by airlock pack')

@@ -13,10 +13,10 @@ export function registerVerify(program: Command, ctx: RunContext): void {
     .command('verify')
     .summary('check an archive offline: tar safety, every blob, the inventory, every signature against the policies')
     .description(
-      'Check an archive without a network: only safe tar entries, every blob hashing to its name, every descriptor\n' +
-        'reachable from index.json present, the inventory agreeing with the layout, and FILE.sha256 when present;\n' +
-        'then every signature of every image and platform manifest against the policies, with the trust roots the\n' +
-        'archive carries (docs/verification.md). Exits 4 when the archive is malformed or hostile, 3 when an image\n' +
+      'Check an archive without a network: only safe tar entries, every blob hashing to its name, every descriptor ' +
+        'reachable from index.json present, the inventory agreeing with the layout, and FILE.sha256 when present; ' +
+        'then every signature of every image and platform manifest against the policies, with the trust roots the ' +
+        'archive carries (docs/verification.md). Exits 4 when the archive is malformed or hostile, 3 when an image ' +
         'fails its policy (one line per failing image on stderr).',
     )
     .argument('<archive>', 'the archive written by airlock pack')
