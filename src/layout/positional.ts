@@ -24,8 +24,12 @@ import { BLOCK, padded } from './tar-header.js';
 
 /** tar-stream's end of archive: two zero blocks. */
 export const TAR_TRAILER_BYTES = 2 * BLOCK;
-/** Writes are gathered to at least this much per writev: one thread-pool trip per 64 KiB chunk was the bottleneck. */
-const WRITE_BATCH = 1024 * 1024;
+/**
+ * Writes are gathered to at least this much per writev: one thread-pool trip per 64 KiB chunk was the
+ * bottleneck. Not more: chunks held for a 1 MiB batch outlive the young generation, and the old-space
+ * collections cost ~0.2 s more CPU per GiB than 256 KiB batches (measured with --cpu-prof).
+ */
+const WRITE_BATCH = 256 * 1024;
 /** The hashing worker is told to move on in steps of at least this much (or at a region's end). */
 const HASH_STEP = 8 * 1024 * 1024;
 
