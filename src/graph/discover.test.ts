@@ -154,6 +154,31 @@ describe('discover', () => {
     });
   });
 
+  describe('when the source can list its tags', () => {
+    it('asks for no cosign or fallback tag that the listing does not have', async () => {
+      const s = await scenario();
+      const asked: string[] = [];
+      const src = source(s.store, false);
+      const listing: DiscoverySource & { tags: () => AsyncIterable<string> } = {
+        ...src,
+        fetchManifest: (r) => {
+          asked.push(r);
+          return src.fetchManifest(r);
+        },
+        tags: () => s.store.tags(),
+      };
+      const g = await discover({ images: [{ ref }], open: () => listing, signatures: true, attachments: ALL });
+      const tagLookups = asked.filter((r) => r.startsWith('sha256-'));
+      const existing = new Set<string>();
+      for await (const t of s.store.tags()) existing.add(t);
+      expect(tagLookups.length).toBeGreaterThan(0);
+      expect(tagLookups.every((t) => existing.has(t))).toBe(true);
+      // and nothing is lost: the same edges as without a listing
+      const plain = await discover({ images: [{ ref }], open: () => source(s.store, false), signatures: true, attachments: ALL });
+      expect(g.edges.map((e) => e.referrer.digest)).toEqual(plain.edges.map((e) => e.referrer.digest));
+    });
+  });
+
   describe('when the registry fails', () => {
     it('fails naming the image and the mechanism', async () => {
       const s = await scenario();

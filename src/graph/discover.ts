@@ -2,7 +2,8 @@ import { AirlockError, errorLine, isAirlockError } from '../errors.js';
 import type { OpOptions } from '../content/storage.js';
 import type { Digest } from '../oci/digest.js';
 import { isIndex, parseManifest, successors, type Descriptor, type Manifest, type Platform } from '../oci/manifest.js';
-import { cosignTag, type CosignSuffix } from '../oci/referrers.js';
+import { cosignTag, fallbackTag, type CosignSuffix } from '../oci/referrers.js';
+import { isTagLister } from '../content/storage.js';
 import { Reference } from '../oci/reference.js';
 import { classify, type ReferrerKind } from './classify.js';
 import { Semaphore } from './pool.js';
@@ -224,7 +225,7 @@ class Walk {
     }
     if (api !== undefined) {
       for (const d of api) found.push({ desc: d, foundBy: 'referrers-api' });
-    } else if (src.referrersFromFallback) {
+    } else if (src.referrersFromFallback && (await this.#mayHaveTag(repository, fallbackTag(subject.digest)))) {
       const fb = await this.#call(() => src.referrersFromFallback!(subject, this.#opts()), `${image}: referrers fallback tag for ${subject.digest}`);
       for (const d of fb?.list ?? []) found.push({ desc: d, foundBy: 'fallback-tag' });
     }
@@ -235,6 +236,7 @@ class Walk {
     await Promise.all(
       suffixes.map(async (suffix) => {
         const tag = cosignTag(subject.digest, suffix);
+        if (!(await this.#mayHaveTag(repository, tag))) return;
         try {
           const got = await this.#sem.run(() => src.fetchManifest(tag, this.#opts()));
           found.push({ desc: got.desc, foundBy: 'cosign-tag', tag, suffix });
@@ -287,6 +289,41 @@ class Walk {
   }
 
   readonly #prefetched = new Map<string, { desc: Descriptor; bytes: Buffer }>();
+  readonly #tagSets = new Map<string, Promise<Set<string> | undefined>>();
+
+  /**
+   * Whether a tag may exist: one tags listing per repository answers every cosign and
+   * fallback tag look-up, instead of a request per subject and suffix that mostly
+   * answers 404 (three or four per manifest). When the listing is refused, fails, or
+   * is very long, each tag is looked up directly instead.
+   */
+  async #mayHaveTag(repository: string, tag: string): Promise<boolean> {
+    let p = this.#tagSets.get(repository);
+    if (!p) {
+      p = this.#listTags(repository);
+      this.#tagSets.set(repository, p);
+    }
+    const tags = await p;
+    return tags === undefined || tags.has(tag);
+  }
+
+  async #listTags(repository: string): Promise<Set<string> | undefined> {
+    const src = this.#source(repository);
+    if (!isTagLister(src)) return undefined;
+    try {
+      return await this.#sem.run(async () => {
+        const set = new Set<string>();
+        for await (const t of src.tags(this.#opts())) {
+          set.add(t);
+          if (set.size > MAX_LISTED_TAGS) return undefined;
+        }
+        return set;
+      });
+    } catch (e) {
+      if (isAirlockError(e, 'ABORTED') || this.#o.signal?.aborted) throw e;
+      return undefined;
+    }
+  }
 
   async #call<T>(fn: () => Promise<T>, what: string): Promise<T> {
     try {
@@ -318,6 +355,9 @@ class Walk {
     };
   }
 }
+
+/** Past this many tags a listing costs more than the look-ups it saves. */
+const MAX_LISTED_TAGS = 50_000;
 
 function byFound(a: { desc: Descriptor; foundBy: FoundBy }, b: { desc: Descriptor; foundBy: FoundBy }): number {
   return a.desc.digest.localeCompare(b.desc.digest) || a.foundBy.localeCompare(b.foundBy);
