@@ -40,11 +40,32 @@ function fail(message: string, cause?: unknown): never {
  * the layout edge by edge. Signatures are checked afterwards, by src/verify.
  */
 export async function checkArchive(path: string, options: CheckOptions = {}): Promise<CheckedArchive> {
-  const sidecar = await verifySidecar(path);
-  const reader = await ArchiveReader.open(path, options.signal ? { signal: options.signal } : {});
+  // The sidecar is hashed on a worker thread while the blobs are checked here.
+  // A failure here stops it at once.
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const sidecarCheck = verifySidecar(path, { signal: stop.signal });
+  sidecarCheck.catch(() => {});
+  const settle = async (): Promise<void> => {
+    stop.abort();
+    await sidecarCheck.catch(() => {});
+    options.signal?.removeEventListener('abort', onAbort);
+  };
+  let reader: ArchiveReader;
   try {
-    return await checkOpen(path, reader, sidecar, options);
+    reader = await ArchiveReader.open(path, options.signal ? { signal: options.signal } : {});
   } catch (e) {
+    await settle();
+    throw e;
+  }
+  try {
+    const checked = await checkOpen(path, reader, 'absent', options);
+    const sidecar = await sidecarCheck;
+    options.signal?.removeEventListener('abort', onAbort);
+    return { ...checked, sidecar };
+  } catch (e) {
+    await settle();
     await reader.close();
     // Anything missing or mismatched inside the archive is the archive's fault (exit 4).
     if (isAirlockError(e) && e.code !== 'ARCHIVE' && e.code !== 'ABORTED' && e.side === 'archive') {
