@@ -1,4 +1,4 @@
-import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -8,6 +8,7 @@ import { startFaultProxy, type FaultAction, type FaultProxy } from './support/fa
 import { buildFixtures, pushStore, type FixtureSet } from './support/fixtures/index.js';
 import { startRegistry, type TestRegistry } from './support/registries.js';
 import { runCli } from './support/run-cli.js';
+import { writeImageSet } from './support/image-set.js';
 
 const ENV = { ...process.env, SOURCE_DATE_EPOCH: '1700000000' };
 const REPO = 'faults/app';
@@ -50,22 +51,7 @@ describe('pack through a faulty link (Distribution behind a fault-injecting prox
     fx = await buildFixtures({ seed: 'faults-pack', registry: proxy.host, repository: REPO });
     await pushStore(fx.store, client.repository(reg.host, REPO), { fallbackIndexes: true });
     await client.close();
-    cfg = path.join(dir, 'set.yaml');
-    await writeFile(
-      cfg,
-      [
-        'apiVersion: airlock.dev/v1alpha1',
-        'kind: ImageSet',
-        'images:',
-        `  - ${proxy.host}/${REPO}:multi`,
-        `  - ${proxy.host}/${REPO}:single`,
-        'attachments: all',
-        'registries:',
-        '  "*": { plainHTTP: true }',
-        'trust: { redhat: false }',
-        '',
-      ].join('\n'),
-    );
+    cfg = await writeImageSet(path.join(dir, 'set.yaml'), { images: [`${proxy.host}/${REPO}:multi`, `${proxy.host}/${REPO}:single`], attachments: 'all' });
   }, 120_000);
 
   afterAll(async () => {

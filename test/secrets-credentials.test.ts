@@ -12,6 +12,7 @@ import { startFaultProxy, type FaultAction, type FaultProxy } from './support/fa
 import { buildFixtures, pushStore, type FixtureSet } from './support/fixtures/index.js';
 import { runCli, type CliResult } from './support/run-cli.js';
 import { makeTestCa } from './support/tls.js';
+import { writeImageSet } from './support/image-set.js';
 
 const ENV = { ...process.env, SOURCE_DATE_EPOCH: '1700000000' };
 const secret = (): string => `pw-${randomBytes(12).toString('hex')}`;
@@ -107,21 +108,7 @@ describe('credentials stay secret (token and basic auth, pack and unpack)', () =
         },
       }),
     );
-    cfg = path.join(dir, 'set.yaml');
-    await writeFile(
-      cfg,
-      [
-        'apiVersion: airlock.dev/v1alpha1',
-        'kind: ImageSet',
-        'images:',
-        `  - ${tokProxy.host}/sec/tok:multi`,
-        `  - ${basicSrc.host}/sec/basic:single`,
-        'attachments: all',
-        'registries: { "*": { plainHTTP: true } }',
-        'trust: { redhat: false }',
-        '',
-      ].join('\n'),
-    );
+    cfg = await writeImageSet(path.join(dir, 'set.yaml'), { images: [`${tokProxy.host}/sec/tok:multi`, `${basicSrc.host}/sec/basic:single`], attachments: 'all' });
   }, 120_000);
 
   afterAll(async () => {
