@@ -164,7 +164,7 @@ describe('loadImageSet', () => {
   describe('when the file is wrong', () => {
     const cases: [string, string, string | RegExp][] = [
       ['an invalid reference', `${HEAD}images:\n  - quay.io/a/b:1\n  - quay.io/a/b:2\n  - "x y"\n`,
-        /^FILE:6: images\[2\]: "x y" is not a valid image reference \(repository "library\/x y" is not valid .*\); write registry\/repository\[:tag\]\[@digest\]$/],
+        /^FILE:6: images\[2\]: "x y" is not a valid image reference \(repository "x y" is not valid .*\); write registry\/repository\[:tag\]\[@digest\]$/],
       ['an invalid ref in the mapping form', `${HEAD}images:\n  - ref: quay.io/A/b\n`, /^FILE:4: images\[0\]\.ref: "quay.io\/A\/b" is not a valid image reference/],
       ['an unknown top-level field, close to a known one', `${HEAD}images: [quay.io/a/b:1]\nsignature: true\n`,
         'FILE:4: signature: unknown field (did you mean "signatures"?); known fields: apiVersion, kind, images, signatures, attachments, platforms, registries, trust, policies'],

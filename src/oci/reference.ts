@@ -58,10 +58,11 @@ export class Reference {
     }
     if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = 'docker.io';
     if (!HOST_RE.test(registry)) fail(`registry "${registry}" is not a valid host[:port]`);
-    if (registry === 'docker.io' && !repository.includes('/')) repository = `library/${repository}`;
+    // Check the path as written, so the message shows what the user typed, not the library/ form.
     if (!REPO_RE.test(repository)) {
       fail(`repository "${repository}" is not valid (lower-case path components of letters, digits and . _ -)`);
     }
+    if (registry === 'docker.io' && !repository.includes('/')) repository = `library/${repository}`;
     if (repository.length > 255) fail('repository name is longer than 255 characters');
     return new Reference(registry, repository, tag, digest);
   }
