@@ -344,11 +344,11 @@ describe('verifyImages', () => {
       expect(c.reasons.join()).toMatch(/message digest is not that of the signing payload for .*: it signs another image or repository/);
     });
 
-    it('reports keyless (certificate) bundles as not verifiable by this version', () => {
+    it('rejects a keyless (certificate) bundle whose certificate cannot be read', () => {
       const vm = bundleJson.verificationMaterial as Record<string, unknown>;
       const r = only({ ...bundleJson, verificationMaterial: { ...vm, publicKey: undefined, certificate: { rawBytes: Buffer.from('not a cert').toString('base64') } } });
       expect(r.status).toBe('invalid');
-      expect(r.reasons.join()).toMatch(/keyless \(certificate\) bundles are not verified/);
+      expect(r.reasons.join()).toMatch(/\(keyless\): the certificate cannot be read/);
     });
   });
 

@@ -506,7 +506,7 @@ function imageSetToJSON(s: ImageSet): unknown {
       trustedRoots: s.trust.trustedRoots.map((k) => ({ name: k.name, path: path.basename(k.path) })),
       sigstorePublicGood: s.trust.sigstorePublicGood,
     },
-    policies: s.policies.map((p) => ({ scopes: [...p.scopes], roots: [...p.roots], require: p.require, transparencyLog: p.transparencyLog })),
+    policies: s.policies.map((p) => ({ scopes: [...p.scopes], roots: [...p.roots], require: p.require, transparencyLog: p.transparencyLog, ...(p.identity ? { identity: { ...p.identity } } : {}) })),
   };
 }
 

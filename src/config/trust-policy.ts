@@ -37,7 +37,20 @@ export interface PolicyConfig {
   readonly require: PolicyRequirement;
   /** require a transparency-log entry (Rekor) for each signature; default true */
   readonly transparencyLog: boolean;
+  /** who a keyless (Fulcio certificate) signature must come from; keyless signatures count only with it */
+  readonly identity?: PolicyIdentity;
   readonly source: SourcePos;
+}
+
+/**
+ * A keyless signer: the OIDC issuer Fulcio wrote into the certificate (extension
+ * 1.3.6.1.4.1.57264.1.8, or the older .1.1) and the subject (the SAN email or URI),
+ * exactly or by a regular expression anchored at both ends.
+ */
+export interface PolicyIdentity {
+  readonly issuer: string;
+  readonly subject?: string;
+  readonly subjectRegExp?: string;
 }
 
 export interface SourcePos {
@@ -132,7 +145,7 @@ export function rootNames(trust: TrustConfig): string[] {
 export function parsePolicies(c: YamlCursor, trust: TrustConfig): PolicyConfig[] {
   const known = rootNames(trust);
   return c.seq('a list of policies').map((item) => {
-    const m = item.map(['scopes', 'roots', 'require', 'transparencyLog'], 'a policy mapping');
+    const m = item.map(['scopes', 'roots', 'require', 'transparencyLog', 'identity'], 'a policy mapping');
     const scopesC = requireField(item, m, 'scopes');
     const scopes = scopesC.seq('a list of scopes').map((s) => {
       const v = s.str('a scope');
@@ -169,14 +182,37 @@ export function parsePolicies(c: YamlCursor, trust: TrustConfig): PolicyConfig[]
       (rootsC as YamlCursor).fail('has no effect with require: none; remove roots or require a signature');
     }
     const tl = m.get('transparencyLog');
+    const idC = m.get('identity');
+    const identity = idC?.present === true ? parseIdentity(idC) : undefined;
     return Object.freeze({
       scopes: Object.freeze(scopes),
       roots: Object.freeze(roots),
       require,
       transparencyLog: tl?.present === true ? tl.bool() : true,
+      ...(identity ? { identity } : {}),
       source: { file: item.file, line: item.line },
     });
   });
+}
+
+function parseIdentity(c: YamlCursor): PolicyIdentity {
+  const m = c.map(['issuer', 'subject', 'subjectRegExp'], 'a mapping {issuer, subject | subjectRegExp}');
+  const issuerC = requireField(c, m, 'issuer');
+  const issuer = issuerC.str('an OIDC issuer URL');
+  if (issuer.trim() === '') issuerC.fail('must not be empty; write e.g. https://accounts.google.com');
+  const subC = m.get('subject');
+  const reC = m.get('subjectRegExp');
+  const subject = subC?.present === true ? subC.str('an email or URI') : undefined;
+  const subjectRegExp = reC?.present === true ? reC.str('a regular expression') : undefined;
+  if (subject !== undefined && subjectRegExp !== undefined) (reC as YamlCursor).fail('give subject or subjectRegExp, not both');
+  if (subjectRegExp !== undefined) {
+    try {
+      new RegExp(subjectRegExp);
+    } catch (e) {
+      (reC as YamlCursor).fail(`is not a valid regular expression (${(e as Error).message})`);
+    }
+  }
+  return Object.freeze({ issuer, ...(subject !== undefined ? { subject } : {}), ...(subjectRegExp !== undefined ? { subjectRegExp } : {}) });
 }
 
 /** Why a policy scope is not valid, or undefined when it is. */

@@ -5,6 +5,7 @@ import { digestHex } from '../oci/digest.js';
 import { errorLine } from '../errors.js';
 import { checkRekorEntry, findSigner, noKey, outsideScope, type SignatureContext, type SignatureOutcome } from './checks.js';
 import { dssePae, sha256Hex } from './crypto.js';
+import { verifyKeyless } from './keyless.js';
 import type { SigningKey } from './trust.js';
 
 const EMPTY_ROOT = TrustedRoot.fromJSON({
@@ -47,8 +48,8 @@ function sigstoreVerifies(bundle: Bundle, data: Buffer | undefined, key: Signing
 /**
  * A Sigstore bundle (v0.1–v0.3) that signs an image: a message signature over the
  * image's simple-signing payload, or a DSSE envelope whose in-toto statement names
- * the image's digest. Key-based only; keyless (certificate) bundles are reported as
- * not verifiable by this version.
+ * the image's digest. Made with a key (public-key hint) or keyless (a Fulcio
+ * certificate, checked against the scope's Sigstore trusted roots and identity).
  */
 export function checkSigstoreBundle(json: unknown, ctx: SignatureContext): SignatureOutcome {
   let bundle: Bundle;
@@ -59,9 +60,7 @@ export function checkSigstoreBundle(json: unknown, ctx: SignatureContext): Signa
   }
   const format = `sigstore bundle ${bundle.mediaType.replace(/^application\/vnd\.dev\.sigstore\.bundle/, '').replace(/^\+json;version=/, 'v').replace(/^\.v/, 'v').replace(/\+json$/, '')}`;
   const fail = (reason: string, signedBy?: string): SignatureOutcome => ({ ok: false, format, reason, ...(signedBy ? { signedBy } : {}) });
-  if (bundle.verificationMaterial.content.$case !== 'publicKey') {
-    return fail('keyless (certificate) bundles are not verified by this version of airlock; sign with a key or carry a key root');
-  }
+  if (bundle.verificationMaterial.content.$case !== 'publicKey') return checkKeylessBundle(bundle, format, ctx);
   let signedBy: SigningKey;
   let tlogExpect: { payloadSha256: string; signature: Uint8Array };
   const content = bundle.content;
@@ -115,6 +114,32 @@ export function checkSigstoreBundle(json: unknown, ctx: SignatureContext): Signa
   );
   if (!r.ok) return fail(r.reason, signedBy.name);
   return { ok: true, format, root: signedBy.name, log: r.log };
+}
+
+/** A certificate bundle: the signature and chain by verifyKeyless, then the claims as for a key. */
+function checkKeylessBundle(bundle: Bundle, format: string, ctx: SignatureContext): SignatureOutcome {
+  format = `${format} (keyless)`;
+  const content = bundle.content;
+  let r;
+  if (content.$case === 'messageSignature') {
+    // The verifier rebuilds the payload for this image: a bundle for another image or repository fails here.
+    const payload = simpleSigningPayload(ctx.repository, ctx.subject);
+    const md = content.messageSignature.messageDigest?.digest;
+    if (md && Buffer.from(md).toString('hex') !== sha256Hex(payload)) {
+      return { ok: false, format, reason: `message digest is not that of the signing payload for ${ctx.repository}@${ctx.subject}: it signs another image or repository, or was tampered with` };
+    }
+    r = verifyKeyless(bundle, payload, payload, content.messageSignature.signature, ctx);
+    if (!r.ok) return { ok: false, format, reason: r.reason, ...(r.foreign ? { foreign: r.foreign } : {}) };
+  } else {
+    const env = content.dsseEnvelope;
+    const sig = env.signatures[0]?.sig;
+    if (!sig) return { ok: false, format, reason: 'DSSE envelope has no signature' };
+    r = verifyKeyless(bundle, undefined, dssePae(env.payloadType, env.payload), sig, ctx);
+    if (!r.ok) return { ok: false, format, reason: r.reason, ...(r.foreign ? { foreign: r.foreign } : {}) };
+    const claim = checkStatementSubject(env.payload, ctx);
+    if (claim) return { ok: false, format, reason: claim, signedBy: r.root };
+  }
+  return { ok: true, format, root: r.root, identity: `${r.subject} (${r.issuer})`, ...(r.log ? { log: r.log } : {}) };
 }
 
 /** An in-toto statement must name the subject's digest (in-toto Statement v1 `subject[].digest`). */

@@ -1,8 +1,11 @@
 import { canonicalize } from './canonical.js';
 import { Reference } from '../oci/reference.js';
 import type { Digest } from '../oci/digest.js';
+import type { PolicyIdentity } from '../config/trust-policy.js';
+import { errorLine } from '../errors.js';
 import { sha256Hex, verifyWithKey } from './crypto.js';
-import type { LogKey, SigningKey } from './trust.js';
+import { legacyKeylessBundle, verifyKeyless } from './keyless.js';
+import type { CarriedTrustedRoot, LogKey, SigningKey } from './trust.js';
 
 /** What one signature is checked against: its subject and the scope's trust material. */
 export interface SignatureContext {
@@ -15,10 +18,16 @@ export interface SignatureContext {
   others: readonly SigningKey[];
   logs: readonly LogKey[];
   requireLog: boolean;
+  /** Sigstore trusted roots of the scope, for certificate (keyless) signatures */
+  trustedRoots?: readonly CarriedTrustedRoot[];
+  /** carried trusted roots outside the scope, only to name them */
+  otherTrustedRoots?: readonly CarriedTrustedRoot[];
+  /** the keyless signer the policy accepts; without one, keyless signatures do not count */
+  identity?: PolicyIdentity;
 }
 
 export type SignatureOutcome =
-  | { ok: true; format: string; root: string; log?: string }
+  | { ok: true; format: string; root: string; log?: string; identity?: string }
   | { ok: false; format: string; reason: string; signedBy?: string; foreign?: string };
 
 /** Which key signed `data`: one of the scope's, one outside it, or none carried. */
@@ -111,13 +120,13 @@ export function checkRekorEntry(
 
 /** A cosign legacy `.sig` layer: payload bytes + the signature annotation (+ optional Rekor bundle). */
 export function checkSimpleSigning(
-  layer: { payload: Uint8Array; signatureB64: string | undefined; bundle: string | undefined; certificate: string | undefined },
+  layer: { payload: Uint8Array; signatureB64: string | undefined; bundle: string | undefined; certificate: string | undefined; chain?: string | undefined },
   ctx: SignatureContext,
 ): SignatureOutcome {
   const format = 'cosign simple-signing';
   const fail = (reason: string, signedBy?: string): SignatureOutcome => ({ ok: false, format, reason, ...(signedBy ? { signedBy } : {}) });
   if (!layer.signatureB64) return fail('layer has no dev.cosignproject.cosign/signature annotation');
-  if (layer.certificate && ctx.keys.length === 0) return fail('keyless (certificate) signatures are not verified by this version of airlock');
+  if (layer.certificate) return checkKeylessSimpleSigning({ ...layer, signatureB64: layer.signatureB64, certificate: layer.certificate }, ctx);
   const sig = Buffer.from(layer.signatureB64, 'base64');
   const who = findSigner(ctx, layer.payload, sig);
   if (who.outside) return { ok: false, format, reason: outsideScope(ctx, who.outside), foreign: who.outside.name };
@@ -143,4 +152,28 @@ export function checkSimpleSigning(
   );
   if (!r.ok) return fail(r.reason, who.inScope.name);
   return { ok: true, format, root: who.inScope.name, log: r.log };
+}
+
+/**
+ * A cosign legacy `.sig` layer signed keyless (`dev.sigstore.cosign/certificate` and
+ * `/chain`): checked as the v0.1 bundle it amounts to against the scope's trusted roots,
+ * then the payload's claims as for a key.
+ */
+function checkKeylessSimpleSigning(
+  layer: { payload: Uint8Array; signatureB64: string; bundle: string | undefined; certificate: string; chain?: string | undefined },
+  ctx: SignatureContext,
+): SignatureOutcome {
+  const format = 'cosign simple-signing (keyless)';
+  let bundle;
+  try {
+    bundle = legacyKeylessBundle({ payload: layer.payload, signatureB64: layer.signatureB64, bundle: layer.bundle, certificate: layer.certificate, chain: layer.chain });
+  } catch (e) {
+    return { ok: false, format, reason: `keyless annotations cannot be read (${errorLine(e)})` };
+  }
+  const sig = Buffer.from(layer.signatureB64, 'base64');
+  const r = verifyKeyless(bundle, layer.payload, layer.payload, sig, ctx);
+  if (!r.ok) return { ok: false, format, reason: r.reason, ...(r.foreign ? { foreign: r.foreign } : {}) };
+  const claims = checkPayloadClaims(layer.payload, ctx);
+  if (claims) return { ok: false, format, reason: claims, signedBy: r.root };
+  return { ok: true, format, root: r.root, identity: `${r.subject} (${r.issuer})`, ...(r.log ? { log: r.log } : {}) };
 }

@@ -10,3 +10,6 @@ export { checkSimpleSigning, checkRekorEntry, checkPayloadClaims } from './check
 export type { SignatureContext, SignatureOutcome } from './checks.js';
 export { checkSigstoreBundle, checkDsseEnvelope, simpleSigningPayload } from './bundle.js';
 export { verifyPlan } from './plan.js';
+export { identityMismatch, legacyKeylessBundle, leafCertificate, verifyKeyless } from './keyless.js';
+export type { KeylessOutcome } from './keyless.js';
+export type { CarriedTrustedRoot } from './trust.js';

@@ -1,5 +1,5 @@
 import { AirlockError } from '../errors.js';
-import { parsePolicies, ROOT_REDHAT, type PolicyConfig, type TrustConfig } from '../config/trust-policy.js';
+import { parsePolicies, ROOT_REDHAT, type PolicyConfig, type PolicyIdentity, type TrustConfig } from '../config/trust-policy.js';
 import { parseYaml } from '../config/yaml-node.js';
 import { REDHAT_RELEASE_KEY_3 } from '../trust/defaults.js';
 
@@ -14,6 +14,8 @@ export interface Policy {
   roots: readonly string[];
   require: 'signature' | 'none';
   transparencyLog: boolean;
+  /** the keyless signer a Fulcio certificate must name; without it keyless signatures do not count */
+  identity?: PolicyIdentity;
   origin: 'default' | 'archive' | 'file';
 }
 
@@ -78,6 +80,7 @@ export function archivePolicies(v: unknown): Policy[] {
         roots: Array.isArray(o.roots) ? o.roots.filter((s): s is string => typeof s === 'string') : [],
         require: o.require === 'none' ? 'none' : 'signature',
         transparencyLog: o.transparencyLog !== false,
+        ...narrowIdentity(o.identity),
         origin: 'archive',
       },
     ];
@@ -107,6 +110,19 @@ export function parsePolicyFile(text: string, file: string, carried: readonly st
     roots: p.roots,
     require: p.require,
     transparencyLog: p.transparencyLog,
+    ...(p.identity ? { identity: p.identity } : {}),
     origin: 'file',
   }));
+}
+
+function narrowIdentity(v: unknown): { identity?: PolicyIdentity } {
+  const o = v as Record<string, unknown> | null | undefined;
+  if (typeof o !== 'object' || o === null || typeof o.issuer !== 'string') return {};
+  return {
+    identity: {
+      issuer: o.issuer,
+      ...(typeof o.subject === 'string' ? { subject: o.subject } : {}),
+      ...(typeof o.subjectRegExp === 'string' ? { subjectRegExp: o.subjectRegExp } : {}),
+    },
+  };
 }

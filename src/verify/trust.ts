@@ -30,10 +30,18 @@ export interface LogKey {
   key: KeyObject;
 }
 
+/** A Sigstore trusted root (Fulcio CAs, Rekor and CT logs, TSAs) for keyless signatures. */
+export interface CarriedTrustedRoot {
+  name: string;
+  root: TrustedRoot;
+}
+
 /** Trust material as data: the verifier never reads a file or the network. */
 export interface TrustStore {
   keys: SigningKey[];
   logs: LogKey[];
+  /** trusted roots (kind sigstore-trusted-root), for certificate-based signatures */
+  trustedRoots: CarriedTrustedRoot[];
   names: string[];
 }
 
@@ -45,6 +53,7 @@ export interface TrustStore {
 export function loadTrust(roots: readonly TrustRootData[]): TrustStore {
   const keys: SigningKey[] = [];
   const logs: LogKey[] = [];
+  const trustedRoots: CarriedTrustedRoot[] = [];
   for (const r of roots) {
     const got = sha256(r.bytes);
     if (got !== r.digest) {
@@ -59,6 +68,7 @@ export function loadTrust(roots: readonly TrustRootData[]): TrustStore {
         logs.push({ name: r.name, root: r.name, logId: keyId(key).toString('hex'), key });
       } else if (r.kind === 'sigstore-trusted-root') {
         const tr = TrustedRoot.fromJSON(JSON.parse(Buffer.from(r.bytes).toString('utf8')));
+        trustedRoots.push({ name: r.name, root: tr });
         for (const t of tr.tlogs) {
           const raw = t.publicKey?.rawBytes;
           if (!raw) continue;
@@ -70,5 +80,5 @@ export function loadTrust(roots: readonly TrustRootData[]): TrustStore {
       throw new AirlockError('VERIFY', `trust root ${r.name} (${r.kind}): cannot be read (${errorLine(e)})`, { side: 'archive', cause: e });
     }
   }
-  return { keys, logs, names: roots.map((r) => r.name) };
+  return { keys, logs, trustedRoots, names: roots.map((r) => r.name) };
 }

@@ -29,6 +29,8 @@ export interface SignatureResult {
   /** the trust root it verified with */
   root?: string;
   log?: string;
+  /** the keyless signer (certificate subject and OIDC issuer) */
+  identity?: string;
   /** why it does not count */
   reason?: string;
   /** a key of the scope verified it, but another check failed */
@@ -67,7 +69,17 @@ export interface VerifyReport {
 function contextFor(policy: Policy | undefined, subject: Digest, repository: string, trust: TrustStore): SignatureContext {
   if (!policy || policy.require === 'none') {
     // No policy: signatures are checked with every carried key, and a log is not required.
-    return { subject, repository, keys: policy ? [] : trust.keys, others: policy ? trust.keys : [], logs: trust.logs, requireLog: false };
+    // Keyless signatures need an identity, which only a policy gives: without one they do not count.
+    return {
+      subject,
+      repository,
+      keys: policy ? [] : trust.keys,
+      others: policy ? trust.keys : [],
+      logs: trust.logs,
+      requireLog: false,
+      trustedRoots: policy ? [] : trust.trustedRoots,
+      otherTrustedRoots: policy ? trust.trustedRoots : [],
+    };
   }
   const roots = new Set(policy.roots);
   const logRoots = new Set(policy.roots.flatMap((r) => [r, REKOR_PAIRS[r] ?? r]));
@@ -81,6 +93,9 @@ function contextFor(policy: Policy | undefined, subject: Digest, repository: str
     // user keys only, with no log of its own, accepts any carried Rekor key.
     logs: paired.length > 0 ? paired : trust.logs.filter((l) => !trust.keys.some((k) => k.name === l.root)),
     requireLog: policy.transparencyLog,
+    trustedRoots: trust.trustedRoots.filter((r) => roots.has(r.name)),
+    otherTrustedRoots: trust.trustedRoots.filter((r) => !roots.has(r.name)),
+    ...(policy.identity ? { identity: policy.identity } : {}),
   };
 }
 
@@ -100,7 +115,13 @@ function checkManifest(m: Manifest, kind: 'signature' | 'attestation', blobs: Ve
       const a = l.annotations ?? {};
       out.push(
         checkSimpleSigning(
-          { payload: bytes, signatureB64: a[Annotation.CosignSignature], bundle: a[Annotation.CosignBundle], certificate: a[Annotation.CosignCertificate] },
+          {
+            payload: bytes,
+            signatureB64: a[Annotation.CosignSignature],
+            bundle: a[Annotation.CosignBundle],
+            certificate: a[Annotation.CosignCertificate],
+            chain: a[Annotation.CosignChain],
+          },
           ctx,
         ),
       );
