@@ -90,3 +90,31 @@ describe('oc-mirror blockedImages patterns', () => {
     ).toThrow(/^oc\.yaml:6: mirror\.blockedImages\[0\]\.name: "docker\.io\/library\/alpine\.\*" is not a valid image reference .*; patterns are not supported here/);
   });
 });
+
+describe('policy identity (keyless signer)', () => {
+  const base = ['apiVersion: airlock.dev/v1alpha1', 'kind: ImageSet', 'images: [quay.io/a/b:1]', 'policies:', '  - scopes: [quay.io/a]', '    roots: [redhat]'];
+  const parse = (...lines: string[]) => parseImageSet([...base, ...lines, ''].join('\n'), 'p.yaml');
+
+  it('reads issuer and subject, and keeps them in the inventory form', () => {
+    const set = parse('    identity:', '      issuer: https://accounts.example.com', '      subject: builder@example.com');
+    expect(set.policies[0]?.identity).toEqual({ issuer: 'https://accounts.example.com', subject: 'builder@example.com' });
+    expect((set.toJSON() as { policies: unknown[] }).policies[0]).toMatchObject({ identity: { issuer: 'https://accounts.example.com', subject: 'builder@example.com' } });
+  });
+  it('reads a subjectRegExp', () => {
+    expect(parse('    identity: {issuer: https://i.example, subjectRegExp: "https://github.com/org/.*"}').policies[0]?.identity).toEqual({
+      issuer: 'https://i.example',
+      subjectRegExp: 'https://github.com/org/.*',
+    });
+  });
+  it('has none unless asked', () => {
+    expect(parse().policies[0]?.identity).toBeUndefined();
+  });
+  it.each([
+    [['    identity: {subject: a@b.c}'], /p\.yaml:7: policies\[0\]\.identity.*missing the required field "issuer"/],
+    [['    identity: {issuer: x, subject: a, subjectRegExp: b}'], /give subject or subjectRegExp, not both/],
+    [['    identity: {issuer: x, subjectRegExp: "("}'], /is not a valid regular expression/],
+    [['    identity: {issuer: x, email: a@b.c}'], /email/],
+  ])('refuses %j', (lines, why) => {
+    expect(() => parse(...lines)).toThrow(why);
+  });
+});

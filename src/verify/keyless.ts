@@ -60,7 +60,9 @@ function tryRoot(root: CarriedTrustedRoot, bundle: Bundle, artifact: Uint8Array 
   } catch (e) {
     const text = describe(e);
     const code = (e as { code?: string }).code;
-    const chained = !(code === 'CERTIFICATE_ERROR' && /no (trusted|valid) certificate path/.test(text));
+    // A certificate error that is neither about validity at the signing time nor about SCTs means no path
+    // to a CA of this root (none found, or a root with no CA at all).
+    const chained = !(code === 'CERTIFICATE_ERROR' && !/not valid or expired|SCT/i.test(text));
     let reason: string;
     if (code === 'TIMESTAMP_ERROR') {
       reason = `no verified signing time (Rekor entry or RFC 3161 timestamp), so the short-lived certificate cannot be checked: ${text}`;

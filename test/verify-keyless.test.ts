@@ -1,0 +1,253 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { InventoryReferrer } from '../src/archive/inventory.js';
+import { sha256, type Digest } from '../src/oci/digest.js';
+import { encodeJson, type Manifest } from '../src/oci/manifest.js';
+import { MediaType } from '../src/oci/media-types.js';
+import { loadTrust, simpleSigningPayload, verifyImages, type Policy, type SubjectResult, type TrustRootData, type VerifyInput } from '../src/verify/index.js';
+import { bundleV03, legacyAnnotations, signKeyless, startKeyless, type KeylessSignature, type KeylessWorld } from './support/keyless.js';
+
+const REPOSITORY = 'registry.example.com/team/app';
+const ISSUER = 'https://token.actions.example.com';
+const SUBJECT = 'https://github.example.com/team/app/.github/workflows/release.yml@refs/heads/main';
+const IMAGE: Digest = sha256('an image manifest');
+
+function trustedRoot(name: string, json: unknown): TrustRootData {
+  const bytes = Buffer.from(JSON.stringify(json));
+  return { name, kind: 'sigstore-trusted-root', digest: sha256(bytes), bytes };
+}
+
+function policy(o: Partial<Policy> = {}): Policy {
+  return {
+    name: 'team',
+    scopes: ['registry.example.com/team'],
+    roots: ['corp'],
+    require: 'signature',
+    transparencyLog: true,
+    identity: { issuer: ISSUER, subject: SUBJECT },
+    origin: 'file',
+    ...o,
+  };
+}
+
+type Input = VerifyInput & { manifests: Map<string, { manifest: Manifest }>; blobs: Map<string, Uint8Array>; referrers: InventoryReferrer[] };
+
+function input(roots: TrustRootData[], policies: Policy[]): Input {
+  return {
+    images: [{ source: `${REPOSITORY}:1.0`, repository: REPOSITORY, tag: '1.0', digest: IMAGE, mediaType: MediaType.OciManifest, size: 17, platforms: [], skippedPlatforms: [] }],
+    referrers: [],
+    manifests: new Map(),
+    blobs: new Map(),
+    trust: loadTrust(roots),
+    policies,
+  };
+}
+
+function addManifest(i: Input, layers: { mediaType: string; bytes: Buffer; annotations?: Record<string, string> }[], artifactType?: string): void {
+  const manifest = {
+    schemaVersion: 2 as const,
+    mediaType: MediaType.OciManifest,
+    ...(artifactType ? { artifactType } : {}),
+    config: { mediaType: MediaType.OciEmpty, digest: sha256('{}'), size: 2 },
+    layers: layers.map((l) => {
+      i.blobs.set(sha256(l.bytes), l.bytes);
+      return { mediaType: l.mediaType, digest: sha256(l.bytes), size: l.bytes.length, ...(l.annotations ? { annotations: l.annotations } : {}) };
+    }),
+  };
+  const bytes = encodeJson(manifest);
+  const digest = sha256(bytes);
+  i.manifests.set(digest, { manifest: manifest as Manifest });
+  i.referrers.push({ subject: IMAGE, digest, mediaType: MediaType.OciManifest, size: bytes.length, kind: 'signature', types: [], foundBy: [], repository: REPOSITORY });
+}
+
+/** A cosign legacy `.sig` manifest with a keyless layer. */
+function addLegacy(i: Input, sig: KeylessSignature, payload: Buffer = sig.payload): void {
+  addManifest(i, [{ mediaType: MediaType.CosignSimpleSigning, bytes: payload, annotations: legacyAnnotations(sig) }]);
+}
+
+function addBundle(i: Input, json: unknown): void {
+  addManifest(i, [{ mediaType: MediaType.SigstoreBundle03, bytes: Buffer.from(JSON.stringify(json)) }], MediaType.SigstoreBundle03);
+}
+
+function only(i: Input): SubjectResult {
+  const r = verifyImages(i).results;
+  expect(r).toHaveLength(1);
+  return r[0]!;
+}
+
+describe('keyless verification', () => {
+  let world: KeylessWorld;
+  let root: TrustRootData;
+  let good: KeylessSignature;
+  const payload = simpleSigningPayload(REPOSITORY, IMAGE);
+
+  beforeAll(async () => {
+    world = await startKeyless();
+    root = trustedRoot('corp', world.trustedRoot());
+    good = await signKeyless(world, payload, { issuer: ISSUER, subject: SUBJECT });
+  });
+  afterAll(async () => {
+    await world?.stop();
+  });
+
+  describe('when the signature is valid', () => {
+    it('verifies a cosign legacy .sig layer with certificate, chain and Rekor bundle', () => {
+      const i = input([root], [policy()]);
+      addLegacy(i, good);
+      const r = only(i);
+      expect(r.status).toBe('verified');
+      expect(r.failed).toBe(false);
+      expect(r.root).toBe('corp');
+      expect(r.log).toBe(`corp#${world.rekor.url}`);
+      expect(r.signatures[0]).toMatchObject({ ok: true, format: 'cosign simple-signing (keyless)', identity: `${SUBJECT} (${ISSUER})` });
+    });
+
+    it('verifies a Sigstore bundle v0.3 with a certificate (SET and inclusion proof)', () => {
+      const i = input([root], [policy()]);
+      addBundle(i, bundleV03(good));
+      const r = only(i);
+      expect(r.status).toBe('verified');
+      expect(r.root).toBe('corp');
+      expect(r.signatures[0]).toMatchObject({ ok: true, format: 'sigstore bundle v0.3 (keyless)' });
+    });
+
+    it('accepts a subject matched by subjectRegExp', () => {
+      const i = input([root], [policy({ identity: { issuer: ISSUER, subjectRegExp: 'https://github\\.example\\.com/team/.*' } })]);
+      addLegacy(i, good);
+      expect(only(i).status).toBe('verified');
+    });
+  });
+
+  describe('when a check fails', () => {
+    it('rejects a wrong OIDC issuer', () => {
+      const i = input([root], [policy({ identity: { issuer: 'https://accounts.example.org', subject: SUBJECT } })]);
+      addLegacy(i, good);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.failed).toBe(true);
+      expect(r.reasons.join()).toMatch(/certificate issuer \(OIDC\) is "https:\/\/token\.actions\.example\.com", the policy requires "https:\/\/accounts\.example\.org"/);
+    });
+
+    it('rejects a wrong subject', () => {
+      const i = input([root], [policy({ identity: { issuer: ISSUER, subject: 'someone@example.org' } })]);
+      addBundle(i, bundleV03(good));
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/certificate subject is ".*release\.yml@refs\/heads\/main", the policy requires "someone@example\.org"/);
+    });
+
+    it('rejects a subject the subjectRegExp does not match (anchored)', () => {
+      const i = input([root], [policy({ identity: { issuer: ISSUER, subjectRegExp: 'team/app' } })]);
+      addLegacy(i, good);
+      expect(only(i).reasons.join()).toMatch(/does not match the policy's subjectRegExp "team\/app"/);
+    });
+
+    it('rejects a certificate from a CA that is not in the trusted root', async () => {
+      const stranger = await signKeyless(world, payload, { issuer: ISSUER, subject: SUBJECT, fulcio: world.otherFulcio });
+      const i = input([root], [policy()]);
+      addLegacy(i, stranger);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/certificate does not chain to a Fulcio CA of trusted root corp/);
+    });
+
+    it('names a carried trusted root outside the scope that holds the CA', () => {
+      const i = input([trustedRoot('elsewhere', world.trustedRoot()), trustedRoot('corp', { ...world.trustedRoot(), certificateAuthorities: [] })], [policy()]);
+      addLegacy(i, good);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.signatures[0]).toMatchObject({ ok: false, foreign: 'elsewhere' });
+      expect(r.reasons.join()).toMatch(/chains to trusted root elsewhere, which is not a root for registry\.example\.com\/team\/app/);
+    });
+
+    it('requires an SCT when the trusted root names a CT log', async () => {
+      const noSct = await signKeyless(world, payload, { issuer: ISSUER, subject: SUBJECT, fulcio: world.otherFulcio });
+      const json = world.trustedRoot() as { certificateAuthorities: { certChain: unknown }[] };
+      const ca = { ...json.certificateAuthorities[0]!, certChain: { certificates: [{ rawBytes: world.otherFulcio.rootDer.toString('base64') }] } };
+      const i = input([trustedRoot('corp', { ...json, certificateAuthorities: [ca] })], [policy()]);
+      addLegacy(i, noSct);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/trusted root corp rejects it: .*expected 1 SCTs, got 0/);
+      // the same certificate counts once the root names no CT log
+      const j = input([trustedRoot('corp', { ...json, certificateAuthorities: [ca], ctlogs: [] })], [policy()]);
+      addLegacy(j, noSct);
+      expect(only(j).status).toBe('verified');
+    });
+
+    it('rejects a signature logged outside the certificate validity (SET time)', async () => {
+      const late = await signKeyless(world, payload, { issuer: ISSUER, subject: SUBJECT, rekor: world.lateRekor });
+      for (const add of [addLegacy, (i: Input, s: KeylessSignature) => addBundle(i, bundleV03(s))]) {
+        const i = input([root], [policy()]);
+        add(i, late);
+        const r = only(i);
+        expect(r.status).toBe('invalid');
+        expect(r.reasons.join()).toMatch(/signed outside the certificate's validity/);
+      }
+    });
+
+    it('rejects a tampered payload', () => {
+      const i = input([root], [policy()]);
+      const tampered = Buffer.from(payload.toString('utf8').replace('cosign container image signature', 'cosign container image signaturE'));
+      addLegacy(i, good, tampered);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/signature does not verify with the certificate's key: tampered payload or signature/);
+    });
+
+    it('rejects a bundle whose signature was altered', () => {
+      const b = bundleV03(good) as { messageSignature: { signature: string } };
+      const sig = Buffer.from(b.messageSignature.signature, 'base64');
+      sig[sig.length - 1] ^= 1;
+      const i = input([root], [policy()]);
+      addBundle(i, { ...b, messageSignature: { ...b.messageSignature, signature: sig.toString('base64') } });
+      expect(only(i).reasons.join()).toMatch(/tampered payload or signature/);
+    });
+
+    it('rejects a valid keyless signature for another repository, as made by the root', async () => {
+      const other = await signKeyless(world, simpleSigningPayload('registry.example.com/team/other', IMAGE), { issuer: ISSUER, subject: SUBJECT });
+      const i = input([root], [policy()]);
+      addLegacy(i, other);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.signatures[0]).toMatchObject({ ok: false, signedBy: 'corp' });
+      expect(r.reasons.join()).toMatch(/payload names repository registry\.example\.com\/team\/other, not registry\.example\.com\/team\/app/);
+    });
+
+    it('does not count a keyless signature under a policy without an identity', () => {
+      const { identity: _none, ...rest } = policy();
+      const i = input([root], [rest]);
+      addLegacy(i, good);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/the policy names no keyless identity/);
+    });
+
+    it('needs a signing time: a signature without a Rekor entry fails even when the log is not required', async () => {
+      const unlogged = await signKeyless(world, payload, { issuer: ISSUER, subject: SUBJECT, rekor: null });
+      const i = input([root], [policy({ transparencyLog: false })]);
+      addLegacy(i, unlogged);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/no verified signing time/);
+    });
+
+    it('rejects a Rekor entry signed by a log the trusted root does not name', () => {
+      const json = world.trustedRoot() as { tlogs: unknown[] };
+      const i = input([trustedRoot('corp', { ...json, tlogs: json.tlogs.slice(1) })], [policy()]);
+      addLegacy(i, good);
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.reasons.join()).toMatch(/Rekor entry does not verify with trusted root corp/);
+    });
+  });
+
+  describe('when no policy applies', () => {
+    it('leaves the image unsigned: a keyless signature needs an identity', () => {
+      const i = input([root], []);
+      addLegacy(i, good);
+      const r = only(i);
+      expect(r.status).toBe('unsigned');
+      expect(r.failed).toBe(false);
+    });
+  });
+});
