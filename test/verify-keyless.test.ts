@@ -197,7 +197,7 @@ describe('keyless verification', () => {
     it('rejects a bundle whose signature was altered', () => {
       const b = bundleV03(good) as { messageSignature: { signature: string } };
       const sig = Buffer.from(b.messageSignature.signature, 'base64');
-      sig[sig.length - 1] ^= 1;
+      sig.writeUInt8(sig.readUInt8(sig.length - 1) ^ 1, sig.length - 1);
       const i = input([root], [policy()]);
       addBundle(i, { ...b, messageSignature: { ...b.messageSignature, signature: sig.toString('base64') } });
       expect(only(i).reasons.join()).toMatch(/tampered payload or signature/);

@@ -72,7 +72,7 @@ function pem(label: string, der: Buffer): string {
   return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
 }
 
-function serve(handler: { path: string; fn: (body: string) => Promise<{ statusCode: number; response: string; contentType?: string }> }): Promise<{ url: string; stop(): Promise<void> }> {
+function serve(handler: ReturnType<typeof fulcioHandler>): Promise<{ url: string; stop(): Promise<void> }> {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -83,7 +83,9 @@ function serve(handler: { path: string; fn: (body: string) => Promise<{ statusCo
       }
       handler
         .fn(Buffer.concat(chunks).toString('utf8'))
-        .then(({ statusCode, response, contentType }) => res.writeHead(statusCode, { 'content-type': contentType ?? 'text/plain' }).end(response))
+        .then(({ statusCode, response, contentType }) =>
+          res.writeHead(statusCode, { 'content-type': contentType ?? 'text/plain' }).end(typeof response === 'string' ? response : Buffer.from(response.buffer, response.byteOffset, response.byteLength)),
+        )
         .catch((e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e)));
     });
   });
