@@ -8,6 +8,7 @@ import type { PlannedRepository } from '../src/commands/unpack.js';
 import { sha256 } from '../src/oci/digest.js';
 import { DEFAULT_POLICIES, type Policy, type TrustRootData } from '../src/verify/index.js';
 import { fixtureKeys } from './support/fixtures/index.js';
+import { startKeyless } from './support/keyless.js';
 
 /**
  * A checker for the subset of OpenAPI v3 / Kubernetes structural schema that the
@@ -226,6 +227,82 @@ describe('cluster resources', () => {
       });
       const doc = parse(out.files.find((f) => f.name.startsWith('clusterimagepolicy-'))!.content) as { metadata: { name: string } };
       expect(doc.metadata.name).toBe('airlock-openshift');
+    });
+  });
+
+  describe('when a policy is keyless (a Sigstore trusted root and an identity)', () => {
+    const keylessPolicy = (identity: Policy['identity']): Policy => ({
+      name: 'keyless',
+      scopes: ['quay.io/team'],
+      roots: ['corp'],
+      require: 'signature',
+      transparencyLog: true,
+      ...(identity ? { identity } : {}),
+      origin: 'file',
+    });
+
+    it('writes a FulcioCAWithRekor ClusterImagePolicy that validates, and a policy.json fulcio requirement', async () => {
+      const world = await startKeyless();
+      try {
+        const json = world.trustedRoot();
+        const corp = root('corp', 'sigstore-trusted-root', JSON.stringify(json));
+        const schema = await crdSchema('0000_10_config-operator_01_clusterimagepolicies.crd.yaml');
+        const out = clusterPolicies({
+          name: 'airlock-0123456789ab',
+          policies: [keylessPolicy({ issuer: 'https://accounts.example.com', subject: 'builder@example.com' })],
+          roots: [corp],
+          repositories: repos,
+        });
+        expect(out.notes).toEqual([]);
+        const f = out.files.find((x) => x.name === 'clusterimagepolicy-keyless.yaml')!;
+        const doc = parse(f.content) as {
+          spec: { scopes: string[]; policy: { rootOfTrust: { policyType: string; fulcioCAWithRekor: { fulcioCAData: string; rekorKeyData: string; fulcioSubject: { oidcIssuer: string; signedEmail: string } } } } };
+        };
+        const { errors, stats } = check(schema, doc);
+        expect(errors).toEqual([]);
+        // the PEM start/end rules of fulcioCAData and rekorKeyData, the email rule, the policyType conditionals
+        expect(stats.rulesChecked).toBeGreaterThanOrEqual(8);
+        // isURL is not evaluated by the checker: check the issuer here
+        expect(stats.rulesSkipped).toEqual(['isURL(self)']);
+        const r = doc.spec.policy.rootOfTrust;
+        expect(new URL(r.fulcioCAWithRekor.fulcioSubject.oidcIssuer).href).toBe('https://accounts.example.com/');
+        expect(r.policyType).toBe('FulcioCAWithRekor');
+        expect(doc.spec.scopes).toEqual(['quay.io/team/app']);
+        expect(r.fulcioCAWithRekor.fulcioSubject).toEqual({ oidcIssuer: 'https://accounts.example.com', signedEmail: 'builder@example.com' });
+        expect(Buffer.from(r.fulcioCAWithRekor.fulcioCAData, 'base64').toString()).toBe(world.fulcio.rootPem);
+        expect(Buffer.from(r.fulcioCAWithRekor.rekorKeyData, 'base64').toString()).toBe(world.rekor.publicKeyPem);
+        const pj = JSON.parse(out.files.find((x) => x.name === 'policy.json')!.content) as { transports: { docker: Record<string, unknown[]> } };
+        expect(pj.transports.docker['quay.io/team/app']).toEqual([
+          {
+            type: 'sigstoreSigned',
+            fulcio: { caPath: '/etc/containers/airlock/keys/corp-fulcio.pem', oidcIssuer: 'https://accounts.example.com', subjectEmail: 'builder@example.com' },
+            rekorPublicKeyPath: '/etc/containers/airlock/keys/corp-rekor.pub',
+            signedIdentity: { type: 'matchRepoDigestOrExact' },
+          },
+        ]);
+        expect(out.files.find((x) => x.name === 'keys/corp-fulcio.pem')!.content).toBe(world.fulcio.rootPem);
+        expect(out.files.find((x) => x.name === 'keys/corp-rekor.pub')!.content).toBe(world.rekor.publicKeyPem);
+      } finally {
+        await world.stop();
+      }
+    });
+
+    it('writes none, with a note, for a URI subject, a subjectRegExp or no identity', async () => {
+      const world = await startKeyless();
+      try {
+        const corp = root('corp', 'sigstore-trusted-root', JSON.stringify(world.trustedRoot()));
+        for (const [identity, why] of [
+          [{ issuer: 'https://token.actions.example.com', subject: 'https://github.com/org/app/.github/workflows/r.yml@refs/heads/main' }, /only as an exact email/],
+          [{ issuer: 'https://token.actions.example.com', subjectRegExp: '.*@example\\.com' }, /subjectRegExp .* cannot be expressed/],
+          [undefined, /needs an identity/],
+        ] as const) {
+          const out = clusterPolicies({ name: 'airlock-0123456789ab', policies: [keylessPolicy(identity)], roots: [corp], repositories: repos });
+          expect(out.files.filter((f) => f.name.startsWith('clusterimagepolicy-'))).toEqual([]);
+          expect(out.notes.join()).toMatch(why);
+        }
+      } finally {
+        await world.stop();
+      }
     });
   });
 

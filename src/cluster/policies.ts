@@ -1,3 +1,4 @@
+import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { stringify } from 'yaml';
 import type { TrustRootData } from '../verify/trust.js';
 import { policyFor, REKOR_PAIRS, type Policy } from '../verify/policy.js';
@@ -28,9 +29,38 @@ function resourceName(prefix: string, policy: string): string {
   return n === 'openshift' ? `airlock-${n}` : n;
 }
 
-function pemB64(bytes: Uint8Array): string {
+function pemB64(bytes: Uint8Array | string): string {
   return Buffer.from(bytes).toString('base64');
 }
+
+function toPem(label: string, der: Uint8Array): string {
+  return `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
+}
+
+/** The Fulcio CA chain (PEM, leaf-side first) and Rekor key (PEM) of a trusted root that are in force now (no end date). */
+function keylessMaterial(r: TrustRootData): { fulcioPem: string; rekorPem: string } | string {
+  let tr: TrustedRoot;
+  try {
+    tr = TrustedRoot.fromJSON(JSON.parse(Buffer.from(r.bytes).toString('utf8')));
+  } catch {
+    return `trusted root ${r.name} cannot be read`;
+  }
+  const current = <T extends { validFor?: { end?: Date | undefined } | undefined }>(list: T[]): T | undefined => list.find((x) => !x.validFor?.end) ?? list[list.length - 1];
+  const ca = current(tr.certificateAuthorities);
+  const certs = ca?.certChain?.certificates ?? [];
+  if (certs.length === 0) return `trusted root ${r.name} names no Fulcio CA`;
+  const logs = tr.tlogs.filter((t) => t.publicKey?.rawBytes);
+  const tlog = logs.find((t) => !t.publicKey?.validFor?.end) ?? logs[logs.length - 1];
+  if (!tlog?.publicKey?.rawBytes) return `trusted root ${r.name} names no Rekor key`;
+  return { fulcioPem: certs.map((c) => toPem('CERTIFICATE', c.rawBytes)).join(''), rekorPem: toPem('PUBLIC KEY', tlog.publicKey.rawBytes) };
+}
+
+/**
+ * ClusterImagePolicy's fulcioSubject.signedEmail is the only subject form it takes. The CRD
+ * asks only `^\S+@\S+$`, which a workflow URI (`…/release.yml@refs/heads/main`) also
+ * passes; Fulcio puts those in a URI SAN, which signedEmail never matches, so a URI is refused.
+ */
+const EMAIL = /^[^\s@:/]+@[^\s@/]+$/;
 
 /**
  * Signature policies for the cluster and for hosts, from the policies verify applied:
@@ -40,7 +70,8 @@ function pemB64(bytes: Uint8Array): string {
  *   source, the ImageDigestMirrorSet redirects the pull, and CRI-O evaluates the policy
  *   against the name the pod used; the signatures name the source too. PublicKey root with
  *   keyData (base64 PEM), rekorKeyData when the policy requires the log, and
- *   MatchRepoDigestOrExact identity.
+ *   MatchRepoDigestOrExact identity. A policy over a Sigstore trusted root with a keyless
+ *   identity gets FulcioCAWithRekor instead (see fulcioPolicy).
  * - registries.d YAML that turns on use-sigstore-attachments for the mirror hosts and the
  *   source repositories, so .sig tags are looked up beside the images.
  * - a containers policy.json (containers-policy.json(5)) with sigstoreSigned requirements for
@@ -51,6 +82,8 @@ export function clusterPolicies(i: ClusterPolicyInput): ClusterPolicyOutput {
   const notes: string[] = [];
   const byName = new Map(i.roots.map((r) => [r.name, r]));
   const keyFiles = new Map<string, Uint8Array>();
+  /** file name under keys/ → PEM text, for keyless policies */
+  const keylessFiles = new Map<string, string>();
   const docker: Record<string, unknown[]> = {};
   for (const p of i.policies) {
     if (p.require !== 'signature') continue;
@@ -59,7 +92,14 @@ export function clusterPolicies(i: ClusterPolicyInput): ClusterPolicyOutput {
     const keyRoots = p.roots.map((n) => byName.get(n)).filter((r): r is TrustRootData => r?.kind === 'public-key');
     const key = keyRoots[0];
     if (!key) {
-      notes.push(`policy ${p.name}: its roots (${p.roots.join(', ')}) hold no public key; a Sigstore trusted root needs FulcioCAWithRekor, which airlock does not generate`);
+      const keyless = fulcioPolicy(i.name, p, covered, byName, notes);
+      if (!keyless) continue;
+      files.push({ name: `clusterimagepolicy-${p.name}.yaml`, content: keyless.cip });
+      for (const [n, text] of keyless.keyFiles) keylessFiles.set(n, text);
+      for (const r of covered) {
+        docker[r.source] = [keyless.requirement({ type: 'matchRepoDigestOrExact' })];
+        docker[r.destination] = [keyless.requirement({ type: 'remapIdentity', prefix: r.destination, signedPrefix: r.source })];
+      }
       continue;
     }
     if (keyRoots.length > 1) notes.push(`policy ${p.name}: a ClusterImagePolicy holds one key; using ${key.name}, not ${keyRoots.slice(1).map((r) => r.name).join(', ')}`);
@@ -116,6 +156,80 @@ export function clusterPolicies(i: ClusterPolicyInput): ClusterPolicyOutput {
       content: `${JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }], transports: { docker } }, null, 2)}\n`,
     });
     for (const [name, bytes] of keyFiles) files.push({ name: `keys/${name}.pub`, content: Buffer.from(bytes).toString('utf8') });
+    for (const [name, text] of keylessFiles) files.push({ name: `keys/${name}`, content: text });
   }
   return { files, notes };
+}
+
+/**
+ * A keyless policy (a Sigstore trusted root and an identity) as a ClusterImagePolicy with
+ * `policyType: FulcioCAWithRekor`: the root's current Fulcio CA chain, its current Rekor
+ * key, and fulcioSubject {oidcIssuer, signedEmail}. The CRD takes only an exact email
+ * subject, so a URI subject (CI workload identities) or a subjectRegExp cannot be
+ * expressed: that is a note, and airlock's own verification stays the only check.
+ */
+function fulcioPolicy(
+  prefix: string,
+  p: Policy,
+  covered: readonly { source: string; destination: string }[],
+  byName: ReadonlyMap<string, TrustRootData>,
+  notes: string[],
+): { cip: string; keyFiles: Map<string, string>; requirement: (signedIdentity: unknown) => Record<string, unknown> } | undefined {
+  const root = p.roots.map((n) => byName.get(n)).find((r): r is TrustRootData => r?.kind === 'sigstore-trusted-root');
+  if (!root) {
+    notes.push(`policy ${p.name}: its roots (${p.roots.join(', ')}) hold neither a public key nor a Sigstore trusted root; no ClusterImagePolicy`);
+    return undefined;
+  }
+  const id = p.identity;
+  if (!id) {
+    notes.push(`policy ${p.name}: trusted root ${root.name} needs an identity (issuer, subject) for a FulcioCAWithRekor ClusterImagePolicy; none written`);
+    return undefined;
+  }
+  if (id.subject === undefined || !EMAIL.test(id.subject)) {
+    notes.push(
+      `policy ${p.name}: a ClusterImagePolicy matches a Fulcio subject only as an exact email (signedEmail); ${id.subject !== undefined ? `"${id.subject}"` : `subjectRegExp "${id.subjectRegExp ?? ''}"`} cannot be expressed, so none was written (airlock verify still enforces it)`,
+    );
+    return undefined;
+  }
+  const m = keylessMaterial(root);
+  if (typeof m === 'string') {
+    notes.push(`policy ${p.name}: ${m}; no ClusterImagePolicy`);
+    return undefined;
+  }
+  const scopes = [...new Set(covered.map((r) => r.source))].sort();
+  const cip = stringify({
+    apiVersion: 'config.openshift.io/v1',
+    kind: 'ClusterImagePolicy',
+    metadata: { name: resourceName(prefix, p.name) },
+    spec: {
+      scopes,
+      policy: {
+        rootOfTrust: {
+          policyType: 'FulcioCAWithRekor',
+          fulcioCAWithRekor: {
+            fulcioCAData: pemB64(m.fulcioPem),
+            rekorKeyData: pemB64(m.rekorPem),
+            fulcioSubject: { oidcIssuer: id.issuer, signedEmail: id.subject },
+          },
+        },
+        signedIdentity: { matchPolicy: 'MatchRepoDigestOrExact' },
+      },
+    },
+  });
+  const caFile = `${root.name}-fulcio.pem`;
+  const rekorFile = `${root.name}-rekor.pub`;
+  return {
+    cip,
+    keyFiles: new Map([
+      [caFile, m.fulcioPem],
+      [rekorFile, m.rekorPem],
+    ]),
+    // containers-policy.json(5) sigstoreSigned with a fulcio section
+    requirement: (signedIdentity) => ({
+      type: 'sigstoreSigned',
+      fulcio: { caPath: `${HOST_KEY_DIR}/${caFile}`, oidcIssuer: id.issuer, subjectEmail: id.subject },
+      rekorPublicKeyPath: `${HOST_KEY_DIR}/${rekorFile}`,
+      signedIdentity,
+    }),
+  };
 }
