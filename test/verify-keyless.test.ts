@@ -1,10 +1,19 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InventoryReferrer } from '../src/archive/inventory.js';
+import { MemoryStore } from '../src/content/memory.js';
 import { sha256, type Digest } from '../src/oci/digest.js';
 import { encodeJson, type Manifest } from '../src/oci/manifest.js';
 import { MediaType } from '../src/oci/media-types.js';
+import { cosignTag } from '../src/oci/referrers.js';
+import { RegistryClient } from '../src/registry/client.js';
 import { loadTrust, simpleSigningPayload, verifyImages, type Policy, type SubjectResult, type TrustRootData, type VerifyInput } from '../src/verify/index.js';
+import { startDistribution, type StartedRegistry } from './support/distribution.js';
+import { pushStore } from './support/fixtures/index.js';
 import { bundleV03, legacyAnnotations, signKeyless, startKeyless, type KeylessSignature, type KeylessWorld } from './support/keyless.js';
+import { runCli } from './support/run-cli.js';
 
 const REPOSITORY = 'registry.example.com/team/app';
 const ISSUER = 'https://token.actions.example.com';
@@ -249,5 +258,96 @@ describe('keyless verification', () => {
       expect(r.status).toBe('unsigned');
       expect(r.failed).toBe(false);
     });
+  });
+});
+
+describe('keyless verification end to end: pack with trust.trustedRoots → verify → unpack (Distribution 2.8)', () => {
+  let world: KeylessWorld;
+  let src: StartedRegistry;
+  let client: RegistryClient;
+  let dir: string;
+  const archive = () => path.join(dir, 'keyless.tar');
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'airlock-keyless-e2e-'));
+    [world, src] = await Promise.all([startKeyless(), startDistribution()]);
+    client = new RegistryClient({ plainHttp: () => true });
+    const repository = `${src.host}/team/app`;
+    // An image, its keyless cosign `.sig` tag, and a keyless Sigstore bundle v0.3 referrer.
+    const store = new MemoryStore();
+    const config = await store.add(MediaType.OciConfig, Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'));
+    const layer = await store.add('application/vnd.oci.image.layer.v1.tar', Buffer.from('keyless layer'));
+    const image = await store.add(MediaType.OciManifest, encodeJson({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }));
+    await store.tag(image, Buffer.alloc(0), '1.0');
+    const sig = await signKeyless(world, simpleSigningPayload(repository, image.digest), { issuer: ISSUER, subject: SUBJECT });
+    const payload = await store.add(MediaType.CosignSimpleSigning, sig.payload, { annotations: legacyAnnotations(sig) });
+    const empty = await store.add(MediaType.OciConfig, Buffer.from('{}'));
+    const sigManifest = await store.add(MediaType.OciManifest, encodeJson({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: empty, layers: [payload] }));
+    await store.tag(sigManifest, Buffer.alloc(0), cosignTag(image.digest, 'sig'));
+    const bundle = await store.add(MediaType.SigstoreBundle03, Buffer.from(JSON.stringify(bundleV03(sig))));
+    const emptyOci = await store.add(MediaType.OciEmpty, Buffer.from('{}'));
+    await store.add(
+      MediaType.OciManifest,
+      encodeJson({ schemaVersion: 2, mediaType: MediaType.OciManifest, artifactType: MediaType.SigstoreBundle03, config: emptyOci, layers: [bundle], subject: image }),
+    );
+    await pushStore(store, client.repository(src.host, 'team/app'), { fallbackIndexes: true });
+    await writeFile(path.join(dir, 'trusted_root.json'), JSON.stringify(world.trustedRoot()));
+    await writeFile(
+      path.join(dir, 'set.yaml'),
+      [
+        'apiVersion: airlock.dev/v1alpha1',
+        'kind: ImageSet',
+        'images:',
+        `  - ${repository}:1.0`,
+        'attachments: all',
+        'registries:',
+        `  "${src.host}": {plainHTTP: true}`,
+        'trust:',
+        '  redhat: false',
+        '  trustedRoots:',
+        '    - {name: corp, path: trusted_root.json}',
+        'policies:',
+        `  - scopes: ["${src.host}/team"]`,
+        '    roots: [corp]',
+        `    identity: {issuer: "${ISSUER}", subject: "${SUBJECT}"}`,
+        '',
+      ].join('\n'),
+    );
+    const p = await runCli(['pack', '--config', path.join(dir, 'set.yaml'), '-o', archive()]);
+    expect(p.code, p.stderr).toBe(0);
+  }, 120_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await Promise.all([world?.stop(), src?.stop()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('verify exits 0: both keyless signatures verify with the carried trusted root and the identity', async () => {
+    const r = await runCli(['verify', archive(), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout) as { ok: boolean; signatures: { status: string; root?: string; log?: string }[] };
+    expect(rep.ok).toBe(true);
+    expect(rep.signatures).toEqual([expect.objectContaining({ status: 'verified', root: 'corp', log: `corp#${world.rekor.url}` })]);
+  });
+
+  it('with a policy of another identity, verify and unpack exit 3 and the destination stays empty', async () => {
+    const pol = path.join(dir, 'wrong-identity.yaml');
+    await writeFile(pol, ['policies:', `  - scopes: ["${src.host}/team"]`, '    roots: [corp]', `    identity: {issuer: "${ISSUER}", subject: "https://github.example.com/someone/else"}`, ''].join('\n'));
+    const v = await runCli(['verify', archive(), '--policy', pol]);
+    expect(v.code, v.stderr).toBe(3);
+    const lines = v.stderr.split('\n').filter((l) => l.startsWith('airlock: verify: '));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/invalid: .*certificate subject is ".*release\.yml@refs\/heads\/main", the policy requires "https:\/\/github\.example\.com\/someone\/else"/);
+    const dst = await startDistribution();
+    try {
+      const u = await runCli(['unpack', archive(), '--to', `${dst.host}/mirror`, '--plain-http', '--policy', pol, '--cluster-resources', path.join(dir, 'cr')]);
+      expect(u.code, u.stderr).toBe(3);
+      const res = await fetch(`${dst.url}/v2/_catalog`);
+      expect(((await res.json()) as { repositories: string[] }).repositories).toEqual([]);
+      await expect(readdir(path.join(dir, 'cr'))).rejects.toThrow();
+    } finally {
+      await dst.stop();
+    }
   });
 });
