@@ -12,7 +12,7 @@ import { RegistryClient } from '../src/registry/client.js';
 import { loadTrust, simpleSigningPayload, verifyImages, type Policy, type SubjectResult, type TrustRootData, type VerifyInput } from '../src/verify/index.js';
 import { startDistribution, type StartedRegistry } from './support/distribution.js';
 import { pushStore } from './support/fixtures/index.js';
-import { bundleV03, legacyAnnotations, signKeyless, startKeyless, type KeylessSignature, type KeylessWorld } from './support/keyless.js';
+import { bundleV03, keylessDsseBundle, legacyAnnotations, signKeyless, startKeyless, type KeylessSignature, type KeylessWorld } from './support/keyless.js';
 import { runCli } from './support/run-cli.js';
 
 const REPOSITORY = 'registry.example.com/team/app';
@@ -51,7 +51,7 @@ function input(roots: TrustRootData[], policies: Policy[]): Input {
   };
 }
 
-function addManifest(i: Input, layers: { mediaType: string; bytes: Buffer; annotations?: Record<string, string> }[], artifactType?: string): void {
+function addManifest(i: Input, layers: { mediaType: string; bytes: Buffer; annotations?: Record<string, string> }[], artifactType?: string, kind: 'signature' | 'attestation' = 'signature'): void {
   const manifest = {
     schemaVersion: 2 as const,
     mediaType: MediaType.OciManifest,
@@ -65,7 +65,7 @@ function addManifest(i: Input, layers: { mediaType: string; bytes: Buffer; annot
   const bytes = encodeJson(manifest);
   const digest = sha256(bytes);
   i.manifests.set(digest, { manifest: manifest as Manifest });
-  i.referrers.push({ subject: IMAGE, digest, mediaType: MediaType.OciManifest, size: bytes.length, kind: 'signature', types: [], foundBy: [], repository: REPOSITORY });
+  i.referrers.push({ subject: IMAGE, digest, mediaType: MediaType.OciManifest, size: bytes.length, kind, types: [], foundBy: [], repository: REPOSITORY });
 }
 
 /** A cosign legacy `.sig` manifest with a keyless layer. */
@@ -247,6 +247,36 @@ describe('keyless verification', () => {
       const r = only(i);
       expect(r.status).toBe('invalid');
       expect(r.reasons.join()).toMatch(/Rekor entry does not verify with trusted root corp/);
+    });
+  });
+
+  describe('when an attestation is keyless (DSSE in a v0.1 bundle, logged as intoto)', () => {
+    const statement = (digest: Digest) => ({
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ name: REPOSITORY, digest: { sha256: digest.slice(7) } }],
+      predicateType: 'https://slsa.dev/provenance/v1',
+      predicate: {},
+    });
+    const addAttestation = (i: Input, json: unknown) =>
+      addManifest(i, [{ mediaType: MediaType.SigstoreBundle01, bytes: Buffer.from(JSON.stringify(json)) }], MediaType.SigstoreBundle01, 'attestation');
+
+    it('verifies one that names the image', async () => {
+      const i = input([root], [policy()]);
+      addLegacy(i, good);
+      addAttestation(i, await keylessDsseBundle(world, statement(IMAGE), { issuer: ISSUER, subject: SUBJECT }));
+      const r = only(i);
+      expect(r.status).toBe('verified');
+      expect(r.signatures.find((x) => x.kind === 'attestation')).toMatchObject({ ok: true, format: 'sigstore bundle v0.1 (keyless)', root: 'corp' });
+    });
+
+    it('makes the image invalid when it names another digest', async () => {
+      const i = input([root], [policy()]);
+      addLegacy(i, good);
+      addAttestation(i, await keylessDsseBundle(world, statement(sha256('another image')), { issuer: ISSUER, subject: SUBJECT }));
+      const r = only(i);
+      expect(r.status).toBe('invalid');
+      expect(r.signatures.find((x) => x.kind === 'attestation')).toMatchObject({ ok: false, signedBy: 'corp' });
+      expect(r.reasons.join()).toMatch(/in-toto statement does not name sha256:[0-9a-f]{64} as a subject/);
     });
   });
 

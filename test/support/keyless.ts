@@ -21,7 +21,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { fulcioHandler, initializeCA, initializeCTLog } from '@sigstore/mock';
 import { AirlockError } from '../../src/errors.js';
-import { startRekorMock, tlogInstanceJson, type CosignRekorBundle, type RekorMock } from './rekor.js';
+import { logIntoto, startRekorMock, tlogInstanceJson, type CosignRekorBundle, type RekorMock } from './rekor.js';
 
 export interface FulcioMock {
   url: string;
@@ -188,19 +188,9 @@ export async function signKeyless(
   payload: Buffer,
   o: { issuer: string; subject: string; fulcio?: FulcioMock; rekor?: RekorMock | null },
 ): Promise<KeylessSignature> {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const fulcio = o.fulcio ?? world.fulcio;
-  const answer = JSON.parse(
-    await postJson(`${fulcio.url}/api/v2/signingCert`, {
-      credentials: { oidcIdentityToken: oidcToken(o.issuer, o.subject) },
-      publicKeyRequest: { publicKey: { algorithm: 'ECDSA', content: publicKey.export({ type: 'spki', format: 'pem' }).toString() } },
-    }),
-  ) as { signedCertificateEmbeddedSct: { chain: { certificates: string[] } } };
-  const [certificatePem, ...chain] = answer.signedCertificateEmbeddedSct.chain.certificates;
-  if (!certificatePem) throw new AirlockError('INTERNAL', 'fulcio mock returned no certificate');
-  const certificateDer = Buffer.from(certificatePem.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
+  const { privateKey, certificatePem, chainPem, certificateDer } = await issueCertificate(world, o);
   const signature = sign('sha256', payload, privateKey);
-  const out: KeylessSignature = { payload, signature, certificatePem, chainPem: chain.join(''), certificateDer };
+  const out: KeylessSignature = { payload, signature, certificatePem, chainPem, certificateDer };
   const rekor = o.rekor === undefined ? world.rekor : o.rekor;
   if (rekor) {
     const map = JSON.parse(
@@ -219,6 +209,60 @@ export async function signKeyless(
     out.entry = entry;
   }
   return out;
+}
+
+/** A Fulcio certificate for a fresh P-256 key with this OIDC identity (issuer, subject). */
+async function issueCertificate(
+  world: KeylessWorld,
+  o: { issuer: string; subject: string; fulcio?: FulcioMock },
+): Promise<{ privateKey: KeyObject; certificatePem: string; chainPem: string; certificateDer: Buffer }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const fulcio = o.fulcio ?? world.fulcio;
+  const answer = JSON.parse(
+    await postJson(`${fulcio.url}/api/v2/signingCert`, {
+      credentials: { oidcIdentityToken: oidcToken(o.issuer, o.subject) },
+      publicKeyRequest: { publicKey: { algorithm: 'ECDSA', content: publicKey.export({ type: 'spki', format: 'pem' }).toString() } },
+    }),
+  ) as { signedCertificateEmbeddedSct: { chain: { certificates: string[] } } };
+  const [certificatePem, ...chain] = answer.signedCertificateEmbeddedSct.chain.certificates;
+  if (!certificatePem) throw new AirlockError('INTERNAL', 'fulcio mock returned no certificate');
+  const certificateDer = Buffer.from(certificatePem.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
+  return { privateKey, certificatePem, chainPem: chain.join(''), certificateDer };
+}
+
+/**
+ * A keyless DSSE attestation (in-toto statement) as a Sigstore bundle v0.1: the envelope signed
+ * with a Fulcio certificate's key and logged in the world's Rekor as an `intoto` v0.0.2 entry
+ * (the mock keeps `dsse` entries as proposed, see FIELD-NOTES), inclusion promise only.
+ */
+export async function keylessDsseBundle(world: KeylessWorld, statement: unknown, o: { issuer: string; subject: string }): Promise<Record<string, unknown>> {
+  const { privateKey, certificatePem, certificateDer } = await issueCertificate(world, o);
+  const payloadType = 'application/vnd.in-toto+json';
+  const payload = Buffer.from(JSON.stringify(statement));
+  const type = Buffer.from(payloadType);
+  const pae = Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `), type, Buffer.from(` ${payload.length} `), payload]);
+  const sig = sign('sha256', pae, privateKey).toString('base64');
+  const envelope = { payloadType, payload: payload.toString('base64'), signatures: [{ keyid: '', sig }] };
+  const logged = await logIntoto(world.rekor.url, { envelopeJson: Buffer.from(JSON.stringify(envelope)), publicKeyPem: certificatePem });
+  const p = logged.Payload;
+  return {
+    mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
+    verificationMaterial: {
+      x509CertificateChain: { certificates: [{ rawBytes: certificateDer.toString('base64') }] },
+      tlogEntries: [
+        {
+          logIndex: String(p.logIndex),
+          logId: { keyId: Buffer.from(p.logID, 'hex').toString('base64') },
+          kindVersion: { kind: 'intoto', version: '0.0.2' },
+          integratedTime: String(p.integratedTime),
+          inclusionPromise: { signedEntryTimestamp: logged.SignedEntryTimestamp },
+          canonicalizedBody: p.body,
+        },
+      ],
+      timestampVerificationData: { rfc3161Timestamps: [] },
+    },
+    dsseEnvelope: envelope,
+  };
 }
 
 /** cosign's `dev.sigstore.cosign/bundle` value for the entry. */
