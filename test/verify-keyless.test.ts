@@ -356,9 +356,14 @@ describe('keyless verification end to end: pack with trust.trustedRoots → veri
   it('verify exits 0: both keyless signatures verify with the carried trusted root and the identity', async () => {
     const r = await runCli(['verify', archive(), '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const rep = JSON.parse(r.stdout) as { ok: boolean; signatures: { status: string; root?: string; log?: string }[] };
+    const rep = JSON.parse(r.stdout) as { ok: boolean; signatures: { status: string; root?: string; log?: string; signatures: { ok: boolean; format: string; identity?: string }[] }[] };
     expect(rep.ok).toBe(true);
     expect(rep.signatures).toEqual([expect.objectContaining({ status: 'verified', root: 'corp', log: `corp#${world.rekor.url}` })]);
+    // the cosign .sig layer and the v0.3 bundle referrer, each with the certificate's identity
+    expect(rep.signatures[0]!.signatures.map((x) => [x.ok, x.format, x.identity]).sort()).toEqual([
+      [true, 'cosign simple-signing (keyless)', `${SUBJECT} (${ISSUER})`],
+      [true, 'sigstore bundle v0.3 (keyless)', `${SUBJECT} (${ISSUER})`],
+    ]);
   });
 
   it('with a policy of another identity, verify and unpack exit 3 and the destination stays empty', async () => {

@@ -40,7 +40,7 @@ interface Attempt {
   chained: boolean;
 }
 
-function describe(e: unknown): string {
+function describeError(e: unknown): string {
   const cause = (e as { cause?: unknown }).cause;
   const m = errorLine(e);
   return cause instanceof Error && !m.includes(cause.message) ? `${m} (${cause.message})` : m;
@@ -58,7 +58,7 @@ function tryRoot(root: CarriedTrustedRoot, bundle: Bundle, artifact: Uint8Array 
   try {
     return { signer: verifier.verify(toSignedEntity(bundle, artifact === undefined ? undefined : Buffer.from(artifact))) };
   } catch (e) {
-    const text = describe(e);
+    const text = describeError(e);
     const code = (e as { code?: string }).code;
     // A certificate error that is neither about validity at the signing time nor about SCTs means no path
     // to a CA of this root (none found, or a root with no CA at all).
