@@ -183,6 +183,14 @@ describe('keyless verification', () => {
       expect(only(j).status).toBe('verified');
     });
 
+    it('names the carried trusted root when the policy trusts keys only', () => {
+      const i = input([root], [policy({ roots: [] })]);
+      addLegacy(i, good);
+      const r = only(i);
+      expect(r.signatures[0]).toMatchObject({ ok: false, foreign: 'corp' });
+      expect(r.reasons.join()).toMatch(/chains to trusted root corp, which is not a root for registry\.example\.com\/team\/app \(roots: none\)/);
+    });
+
     it('rejects a signature logged outside the certificate validity (SET time)', async () => {
       const late = await signKeyless(world, payload, { issuer: ISSUER, subject: SUBJECT, rekor: world.lateRekor });
       for (const add of [addLegacy, (i: Input, s: KeylessSignature) => addBundle(i, bundleV03(s))]) {

@@ -135,8 +135,18 @@ export function verifyKeyless(bundle: Bundle, artifact: Uint8Array | undefined, 
   const leaf = leafCertificate(bundle);
   if (!leaf) return { ok: false, reason: 'the certificate cannot be read (not DER X.509)' };
   const inScope = ctx.trustedRoots ?? [];
+  // Not a CA of the scope: name a carried root outside the scope that does hold it, if any.
+  const foreign = (): KeylessOutcome | undefined => {
+    for (const root of ctx.otherTrustedRoots ?? []) {
+      const r = tryRoot(root, bundle, artifact, false);
+      if (!('reason' in r) || r.chained) {
+        return { ok: false, reason: `certificate chains to trusted root ${root.name}, which is not a root for ${ctx.repository} (roots: ${inScope.map((x) => x.name).join(', ') || 'none'})`, foreign: root.name };
+      }
+    }
+    return undefined;
+  };
   if (inScope.length === 0) {
-    return { ok: false, reason: `keyless (certificate) signature, and no Sigstore trusted root is a root for ${ctx.repository} (roots: ${ctx.keys.map((k) => k.name).join(', ') || 'none'})` };
+    return foreign() ?? { ok: false, reason: `keyless (certificate) signature, and no Sigstore trusted root is a root for ${ctx.repository} (roots: ${ctx.keys.map((k) => k.name).join(', ') || 'none'})` };
   }
   // The leaf key is checked first so that a tampered payload is named as such, not as a log mismatch.
   if (!verifyWithKey(leaf.publicKey, signedData, signature)) {
@@ -164,13 +174,8 @@ export function verifyKeyless(bundle: Bundle, artifact: Uint8Array | undefined, 
   }
   const chained = attempts.find((a) => a.chained);
   if (chained) return { ok: false, reason: chained.reason };
-  // Not a CA of the scope: say so, and name a carried root outside the scope that does hold it.
-  for (const root of ctx.otherTrustedRoots ?? []) {
-    const r = tryRoot(root, bundle, artifact, false);
-    if (!('reason' in r) || r.chained) {
-      return { ok: false, reason: `certificate chains to trusted root ${root.name}, which is not a root for ${ctx.repository} (roots: ${inScope.map((x) => x.name).join(', ')})`, foreign: root.name };
-    }
-  }
+  const elsewhere = foreign();
+  if (elsewhere) return elsewhere;
   return { ok: false, reason: `certificate does not chain to a Fulcio CA of ${inScope.map((x) => `trusted root ${x.name}`).join(' or ')}: issued by ${leaf.issuer.replace(/\n/g, ', ')}` };
 }
 
