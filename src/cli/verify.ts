@@ -119,7 +119,8 @@ function failOn(report: VerifyReport, ctx: RunContext): void {
 
 export function resultLine(r: VerifyReport['results'][number]): string {
   const what = `${r.image}${r.platform ? ` [${r.platform}]` : ''} ${r.digest.slice(0, 19)}…`;
-  const by = r.status === 'verified' ? ` by ${r.root}${r.log ? ` (logged in ${r.log})` : ''}` : '';
+  const signer = r.status === 'verified' ? r.signatures.find((x) => x.ok && x.root === r.root)?.identity : undefined;
+  const by = r.status === 'verified' ? ` by ${r.root}${signer ? ` as ${signer}` : ''}${r.log ? ` (logged in ${r.log})` : ''}` : '';
   const pol = r.policy ? `; policy ${r.policy}${r.required ? ' (signature required)' : ''}` : '; no policy';
   const why = r.status !== 'verified' && r.reasons.length > 0 ? `: ${r.reasons.join('; ')}` : '';
   return `${r.status}${by}  ${what}${pol}${why}`;
