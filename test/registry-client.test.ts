@@ -389,6 +389,36 @@ describe('RegistryClient', () => {
     });
   });
 
+  describe('when Distribution runs with htpasswd (basic) auth', () => {
+    let reg: StartedRegistry;
+    beforeAll(async () => {
+      reg = await startDistribution({ auth: 'htpasswd', users: { carol: 'basic-secret' } });
+    });
+    afterAll(async () => reg?.stop());
+
+    it('pushes and pulls with basic credentials, and is refused without them or with a wrong password', async () => {
+      const lines: string[] = [];
+      const client = new RegistryClient({
+        plainHttp: [reg.host],
+        credentials: staticCredentials({ [reg.host]: { username: 'carol', password: 'basic-secret' } }),
+        log: (l) => lines.push(l),
+      });
+      const anon = new RegistryClient({ plainHttp: [reg.host], credentials: noCredentials, retries: 0 });
+      const wrong = new RegistryClient({ plainHttp: [reg.host], credentials: staticCredentials({ [reg.host]: { username: 'carol', password: 'nope' } }), retries: 0 });
+      try {
+        const repo = client.repository(reg.host, 'basic/app');
+        const img = makeImage('basic', [128]);
+        await pushImage(repo, img, 'v1');
+        expect((await repo.fetchManifest('v1')).bytes.equals(img.manifest.bytes)).toBe(true);
+        expect(lines.join('\n')).not.toMatch(/basic-secret|Basic [A-Za-z0-9+/=]{8,}/);
+        await expectCode(anon.repository(reg.host, 'basic/app').fetchManifest('v1'), 'UNAUTHORIZED');
+        await expectCode(wrong.repository(reg.host, 'basic/app').fetchManifest('v1'), 'UNAUTHORIZED');
+      } finally {
+        await Promise.all([client.close(), anon.close(), wrong.close()]);
+      }
+    });
+  });
+
   describe('when the registry is flaky', () => {
     let reg: StartedRegistry;
     let proxy: Server;

@@ -19,9 +19,10 @@ const secret = (): string => `pw-${randomBytes(12).toString('hex')}`;
 const basic = (user: string, pw: string): string => Buffer.from(`${user}:${pw}`).toString('base64');
 
 /**
- * A Basic-auth gate in front of a registry (Debian ships no htpasswd, so the
- * registry's own htpasswd mode is out of reach): 401 with a Basic challenge
- * unless the right credentials come; blob GETs optionally redirected elsewhere.
+ * A Basic-auth gate in front of a registry: 401 with a Basic challenge unless the
+ * right credentials come, and blob GETs optionally redirected to another origin,
+ * which Distribution's own htpasswd mode (tested in registry-client.test.ts)
+ * cannot be made to do.
  */
 function basicGate(user: string, pw: string, extra: (req: IncomingMessage) => FaultAction = () => undefined) {
   return (req: IncomingMessage): FaultAction => {
