@@ -76,6 +76,11 @@ async function main(): Promise<void> {
         '  redhat: false        # the demo has no network to fetch Red Hat\'s Rekor key; real runs carry both',
         '  keys:',
         `    - { name: demo, path: ${pub} }`,
+        'policies:             # the signed images must carry a valid signature by the demo key',
+        `  - scopes: ["${source.host}/demo/app:single", "${source.host}/demo/app:multi"]`,
+        '    roots: [demo]',
+        '    require: signature',
+        '    transparencyLog: false   # the demo\'s Rekor is a local stand-in whose key is not carried',
         '',
       ].join('\n'),
     );
@@ -85,12 +90,15 @@ async function main(): Promise<void> {
     await airlock(['pack', '--config', config, '--output', archive]);
     await airlock(['inspect', archive]);
 
-    say('3. the disconnected side: a second airlock serve as the offline registry');
+    say('3. the disconnected side: verify the archive offline, with the trust roots it carries');
+    await airlock(['verify', archive]);
+
+    say('4. a second airlock serve as the offline registry');
     const dest = await serve(path.join(work, 'offline'), 'offline');
     procs.push(dest.proc);
     process.stdout.write(`offline registry ${dest.host}\n`);
 
-    say('4. unpack: check every byte, then push with digests and referrers intact');
+    say('5. unpack: check every byte and signature again, then push with digests and referrers intact');
     await airlock(['unpack', archive, '--to', `${dest.host}/mirror`, '--plain-http', '--cluster-resources', path.join(work, 'cluster-resources')]);
 
     say('what arrived');

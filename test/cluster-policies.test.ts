@@ -217,6 +217,23 @@ describe('cluster resources', () => {
       expect(out.files.find((f) => f.name === 'keys/redhat.pub')!.content).toBe(roots[0]!.bytes.toString());
     });
 
+    it('scopes an individual-image policy (repo:tag) to that image, and its mirror name to the same tag', async () => {
+      const schema = await crdSchema('0000_10_config-operator_01_clusterimagepolicies.crd.yaml');
+      const { roots } = await material();
+      const policies: Policy[] = [{ name: 'pinned', scopes: ['docker.io/library/busybox:1.36'], roots: ['team'], require: 'signature', transparencyLog: false, origin: 'archive' }];
+      const out = clusterPolicies({ name: 'airlock-0123456789ab', policies, roots, repositories: repos });
+      const cip = parse(out.files.find((f) => f.name === 'clusterimagepolicy-pinned.yaml')!.content) as { spec: { scopes: string[] } };
+      expect(cip.spec.scopes).toEqual(['docker.io/library/busybox:1.36']);
+      expect(check(schema, cip).errors).toEqual([]);
+      const pj = JSON.parse(out.files.find((f) => f.name === 'policy.json')!.content) as { transports: { docker: Record<string, { signedIdentity: unknown }[]> } };
+      expect(Object.keys(pj.transports.docker).sort()).toEqual(['docker.io/library/busybox:1.36', 'mirror.example.com:5000/mirror/library/busybox:1.36']);
+      expect(pj.transports.docker['mirror.example.com:5000/mirror/library/busybox:1.36']![0]!.signedIdentity).toEqual({
+        type: 'remapIdentity',
+        prefix: 'mirror.example.com:5000/mirror/library/busybox',
+        signedPrefix: 'docker.io/library/busybox',
+      });
+    });
+
     it('never names a resource "openshift"', async () => {
       const { roots } = await material();
       const out = clusterPolicies({

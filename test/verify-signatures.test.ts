@@ -386,7 +386,7 @@ describe('policyFor', () => {
   it.each([
     ['quay.io/other/x', 'host'],
     ['quay.io/team/x', 'ns'],
-    ['quay.io/team/app', 'repo'],
+    ['quay.io/team/app', 'ns'],
     ['quay.io/teamster/app', 'host'],
     ['registry.example.com/a', 'wild'],
     ['r.eu.example.com/a', 'wilder'],
@@ -395,6 +395,15 @@ describe('policyFor', () => {
     ['registry.redhat.io/ubi9/ubi', undefined],
   ])('%s is governed by %s (most specific scope wins)', (repo, want) => {
     expect(policyFor(policies, repo)?.name).toBe(want);
+  });
+  it('applies an individual-image scope (repo:tag, repo@digest) to that image only, above every other scope', () => {
+    const d = `sha256:${'a'.repeat(64)}`;
+    const withDigest = [...policies, p('pinned', [`quay.io/team/app@${d}`])];
+    expect(policyFor(policies, { repository: 'quay.io/team/app', tag: '1.0', digest: d })?.name).toBe('repo');
+    expect(policyFor(policies, { repository: 'quay.io/team/app', tag: '2.0', digest: d })?.name).toBe('ns');
+    expect(policyFor(withDigest, { repository: 'quay.io/team/app', tag: '2.0', digest: d })?.name).toBe('pinned');
+    expect(policyFor(withDigest, { repository: 'quay.io/team/app', digest: `sha256:${'b'.repeat(64)}` })?.name).toBe('ns');
+    expect(policyFor([p('port', ['localhost:5000/a:1'])], { repository: 'localhost:5000/a', tag: '1' })?.name).toBe('port');
   });
   it('prefers a --policy file over the archive on the same scope', () => {
     expect(policyFor([p('a', ['quay.io/team']), p('f', ['quay.io/team'], 'file')], 'quay.io/team/app')?.name).toBe('f');

@@ -1,8 +1,16 @@
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { stringify } from 'yaml';
 import type { TrustRootData } from '../verify/trust.js';
-import { policyFor, REKOR_PAIRS, type Policy } from '../verify/policy.js';
+import { policyFor, REKOR_PAIRS, splitScope, type Policy } from '../verify/policy.js';
 import type { ClusterFile } from './mirror-sets.js';
+
+/** What a policy covers: a repository or one image (scope and mirror name), with the repositories they live in. */
+interface Covered {
+  source: string;
+  destination: string;
+  repoSource: string;
+  repoDestination: string;
+}
 
 /** Where the generated policy.json expects the key files on a RHEL or podman host. */
 export const HOST_KEY_DIR = '/etc/containers/airlock/keys';
@@ -87,7 +95,16 @@ export function clusterPolicies(i: ClusterPolicyInput): ClusterPolicyOutput {
   const docker: Record<string, unknown[]> = {};
   for (const p of i.policies) {
     if (p.require !== 'signature') continue;
-    const covered = i.repositories.filter((r) => policyFor(i.policies, r.source) === p);
+    const covered: Covered[] = i.repositories
+      .filter((r) => policyFor(i.policies, r.source) === p)
+      .map((r) => ({ source: r.source, destination: r.destination, repoSource: r.source, repoDestination: r.destination }));
+    // An individual-image scope (repo:tag or repo@digest) covers just that image, under its mirror name too.
+    for (const sc of p.scopes) {
+      const s = splitScope(sc);
+      if (s.tag === undefined && s.digest === undefined) continue;
+      const r = i.repositories.find((x) => x.source === s.repository);
+      if (r) covered.push({ source: sc, destination: `${r.destination}${sc.slice(s.repository.length)}`, repoSource: r.source, repoDestination: r.destination });
+    }
     if (covered.length === 0) continue;
     const keyRoots = p.roots.map((n) => byName.get(n)).filter((r): r is TrustRootData => r?.kind === 'public-key');
     const key = keyRoots[0];
@@ -98,7 +115,7 @@ export function clusterPolicies(i: ClusterPolicyInput): ClusterPolicyOutput {
       for (const [n, text] of keyless.keyFiles) keylessFiles.set(n, text);
       for (const r of covered) {
         docker[r.source] = [keyless.requirement({ type: 'matchRepoDigestOrExact' })];
-        docker[r.destination] = [keyless.requirement({ type: 'remapIdentity', prefix: r.destination, signedPrefix: r.source })];
+        docker[r.destination] = [keyless.requirement({ type: 'remapIdentity', prefix: r.repoDestination, signedPrefix: r.repoSource })];
       }
       continue;
     }
@@ -139,7 +156,7 @@ export function clusterPolicies(i: ClusterPolicyInput): ClusterPolicyOutput {
     for (const r of covered) {
       docker[r.source] = [requirement({ type: 'matchRepoDigestOrExact' })];
       // Pulled by its mirror name, the image's signatures still name the source repository.
-      docker[r.destination] = [requirement({ type: 'remapIdentity', prefix: r.destination, signedPrefix: r.source })];
+      docker[r.destination] = [requirement({ type: 'remapIdentity', prefix: r.repoDestination, signedPrefix: r.repoSource })];
     }
   }
   const attachments: Record<string, { 'use-sigstore-attachments': true }> = {};
@@ -171,7 +188,7 @@ export function clusterPolicies(i: ClusterPolicyInput): ClusterPolicyOutput {
 function fulcioPolicy(
   prefix: string,
   p: Policy,
-  covered: readonly { source: string; destination: string }[],
+  covered: readonly Covered[],
   byName: ReadonlyMap<string, TrustRootData>,
   notes: string[],
 ): { cip: string; keyFiles: Map<string, string>; requirement: (signedIdentity: unknown) => Record<string, unknown> } | undefined {

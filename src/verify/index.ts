@@ -2,7 +2,7 @@ export { verifyImages } from './verify.js';
 export type { SignatureResult, SubjectResult, SubjectStatus, VerifyInput, VerifyReport } from './verify.js';
 export { archiveTrustRoots, verifyArchive } from './load.js';
 export type { ArchiveVerifyOptions } from './load.js';
-export { DEFAULT_POLICIES, effectivePolicies, parsePolicyFile, policyFor, REKOR_PAIRS, scopeSpecificity } from './policy.js';
+export { DEFAULT_POLICIES, effectivePolicies, parsePolicyFile, policyFor, REKOR_PAIRS, scopeSpecificity, splitScope, type PolicySubject } from './policy.js';
 export type { Policy } from './policy.js';
 export { loadTrust } from './trust.js';
 export type { LogKey, SigningKey, TrustRootData, TrustStore } from './trust.js';

@@ -27,27 +27,51 @@ export const DEFAULT_POLICIES: readonly Policy[] = [
   { name: 'redhat', scopes: REDHAT_RELEASE_KEY_3.scopes, roots: [ROOT_REDHAT], require: 'signature', transparencyLog: true, origin: 'default' },
 ];
 
+/** An image as policies see it: its repository, and the tag and digest it was named by. */
+export interface PolicySubject {
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** A scope split into repository part and, for an individual-image scope, its tag or digest. */
+export function splitScope(scope: string): { repository: string; tag?: string; digest?: string } {
+  const at = scope.indexOf('@');
+  const digest = at >= 0 ? scope.slice(at + 1) : undefined;
+  const rest = at >= 0 ? scope.slice(0, at) : scope;
+  // a tag is after the last '/', so a host's port is not mistaken for one
+  const m = /^(.*\/[^/:]*):([^/]*)$/.exec(rest);
+  return { repository: m ? m[1]! : rest, ...(m ? { tag: m[2]! } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+
 /**
- * How specifically `scope` covers `repository` (`host/path`), or -1 when it does not.
- * Like containers-policy.json: a host, a namespace prefix at a `/` boundary, the exact
- * repository, or `*.domain` for hosts under that domain; the longest match wins.
+ * How specifically `scope` covers an image, or -1 when it does not. As ClusterImagePolicy
+ * and containers-policy.json scopes: an individual image (`repo:tag` or `repo@digest`)
+ * covers only that image and wins; otherwise the exact repository, a namespace prefix at a
+ * `/` boundary or a host, the longest match first; `*.domain` for hosts under that domain
+ * ranks below any host. Given a bare repository, individual-image scopes never match.
  */
-export function scopeSpecificity(scope: string, repository: string): number {
-  const host = repository.split('/')[0] ?? '';
-  // wildcards rank below any host, longer (more specific) domains first
+export function scopeSpecificity(scope: string, image: string | PolicySubject): number {
+  const im: PolicySubject = typeof image === 'string' ? { repository: image } : image;
+  const host = im.repository.split('/')[0] ?? '';
   if (scope.startsWith('*.')) return host.endsWith(scope.slice(1)) ? 1 + scope.length / 1e4 : -1;
-  // drop a tag or digest (only after the last '/': a host may carry a port)
-  const bare = scope.replace(/@.*$/, '').replace(/^(.*\/[^/:]*):[^/]*$/, '$1');
-  if (repository === bare || repository.startsWith(`${bare}/`)) return 2 + bare.length;
+  const s = splitScope(scope);
+  if (s.tag !== undefined || s.digest !== undefined) {
+    if (s.repository !== im.repository) return -1;
+    if (s.tag !== undefined && s.tag !== im.tag) return -1;
+    if (s.digest !== undefined && s.digest !== im.digest) return -1;
+    return 1_000_000;
+  }
+  if (im.repository === s.repository || im.repository.startsWith(`${s.repository}/`)) return 2 + s.repository.length;
   return -1;
 }
 
-/** The policy that governs a repository: most specific scope; on a tie, file over archive over default. */
-export function policyFor(policies: readonly Policy[], repository: string): Policy | undefined {
+/** The policy that governs an image: most specific scope; on a tie, file over archive over default. */
+export function policyFor(policies: readonly Policy[], image: string | PolicySubject): Policy | undefined {
   const rank = { file: 3, archive: 2, default: 1 } as const;
   let best: { p: Policy; s: number } | undefined;
   for (const p of policies) {
-    const s = Math.max(...p.scopes.map((sc) => scopeSpecificity(sc, repository)));
+    const s = Math.max(...p.scopes.map((sc) => scopeSpecificity(sc, image)));
     if (s < 0) continue;
     if (!best || s > best.s || (s === best.s && rank[p.origin] > rank[best.p.origin])) best = { p, s };
   }

@@ -160,7 +160,7 @@ export function verifyImages(input: VerifyInput): VerifyReport {
     bySubject.set(r.subject, list);
   }
   for (const im of input.images) {
-    const policy = policyFor(input.policies, im.repository);
+    const policy = policyFor(input.policies, { repository: im.repository, ...(im.tag !== undefined ? { tag: im.tag } : {}), digest: im.digest });
     const required = policy?.require === 'signature';
     const subjects: { digest: Digest; platform?: string }[] = [
       { digest: im.digest },
