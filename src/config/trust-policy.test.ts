@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Reference } from '../oci/reference.js';
 import { parseImageSet } from './image-set.js';
-import { policyFor, scopeProblem, scopeSpecificity } from './trust-policy.js';
+import { scopeProblem } from './trust-policy.js';
+// Scope matching lives with the verifier that applies it; these cases check it on policies read from a file.
+import { policyFor, scopeSpecificity } from '../verify/policy.js';
 
 const DIGEST = `sha256:${'b'.repeat(64)}`;
 
@@ -46,8 +48,10 @@ describe('policyFor', () => {
     'policies.yaml',
   );
   const which = (r: string): number => {
-    const p = policyFor(set.policies, Reference.parse(r));
-    return p === undefined ? -1 : set.policies.indexOf(p);
+    const ref = Reference.parse(r);
+    const policies = set.policies.map((p, i) => ({ ...p, name: String(i), origin: 'archive' as const }));
+    const p = policyFor(policies, { repository: ref.name, ...(ref.tag !== undefined ? { tag: ref.tag } : {}), ...(ref.digest !== undefined ? { digest: ref.digest } : {}) });
+    return p === undefined ? -1 : Number(p.name);
   };
 
   describe('when several scopes cover a reference', () => {
@@ -67,7 +71,7 @@ describe('policyFor', () => {
     });
   });
   it('does not let a namespace scope match a longer sibling name', () => {
-    expect(scopeSpecificity('quay.io/openshift-release-dev', Reference.parse('quay.io/openshift-release-dev-fork/x:1'))).toBe(-1);
+    expect(scopeSpecificity('quay.io/openshift-release-dev', { repository: 'quay.io/openshift-release-dev-fork/x', tag: '1' })).toBe(-1);
   });
   it('reads the policy fields', () => {
     expect(set.policies.map((p) => [p.require, p.transparencyLog, p.source.line])).toEqual([

@@ -234,54 +234,6 @@ export function scopeProblem(scope: string): string | undefined {
   }
 }
 
-/**
- * How specifically a scope covers a reference: -1 when it does not. The most
- * specific policy wins, as in containers-policy.json(5) and ClusterImagePolicy:
- * repository with tag/digest > repository > enclosing namespaces (longer first) >
- * host > wildcard subdomains (longer first).
- */
-export function scopeSpecificity(scope: string, ref: Reference): number {
-  const host = ref.registry.toLowerCase();
-  if (scope.startsWith('*.')) {
-    const suffix = scope.slice(1).toLowerCase(); // ".example.com"
-    return host.split(':')[0]?.endsWith(suffix) === true ? suffix.length : -1;
-  }
-  const slash = scope.indexOf('/');
-  if (slash < 0) return scope.toLowerCase() === host ? 1000 : -1;
-  let scoped: Reference;
-  try {
-    scoped = Reference.parse(scope);
-  } catch {
-    return -1;
-  }
-  if (scoped.registry.toLowerCase() !== host) return -1;
-  if (scoped.tag !== undefined || scoped.digest !== undefined) {
-    const exact =
-      scoped.repository === ref.repository &&
-      (scoped.digest === undefined || scoped.digest === ref.digest) &&
-      (scoped.tag === undefined || scoped.tag === ref.tag);
-    return exact ? 100_000 : -1;
-  }
-  if (scoped.repository === ref.repository) return 50_000;
-  return ref.repository.startsWith(`${scoped.repository}/`) ? 2000 + scoped.repository.length : -1;
-}
-
-/** The policy that governs a reference (the most specific scope wins), if any. */
-export function policyFor(policies: readonly PolicyConfig[], ref: Reference): PolicyConfig | undefined {
-  let best: PolicyConfig | undefined;
-  let bestScore = -1;
-  for (const p of policies) {
-    for (const s of p.scopes) {
-      const score = scopeSpecificity(s, ref);
-      if (score > bestScore) {
-        bestScore = score;
-        best = p;
-      }
-    }
-  }
-  return best;
-}
-
 /** A string that Reference.parse would take as the registry host (not as a Docker Hub path). */
 export function isRegistryHost(host: string): boolean {
   try {

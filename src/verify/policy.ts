@@ -53,8 +53,9 @@ export function splitScope(scope: string): { repository: string; tag?: string; d
  */
 export function scopeSpecificity(scope: string, image: string | PolicySubject): number {
   const im: PolicySubject = typeof image === 'string' ? { repository: image } : image;
-  const host = im.repository.split('/')[0] ?? '';
-  if (scope.startsWith('*.')) return host.endsWith(scope.slice(1)) ? 1 + scope.length / 1e4 : -1;
+  // a wildcard names a domain: compare it with the host without its port
+  const host = (im.repository.split('/')[0] ?? '').replace(/:[0-9]+$/, '').toLowerCase();
+  if (scope.startsWith('*.')) return host.endsWith(scope.slice(1).toLowerCase()) ? 1 + scope.length / 1e4 : -1;
   const s = splitScope(scope);
   if (s.tag !== undefined || s.digest !== undefined) {
     if (s.repository !== im.repository) return -1;
