@@ -3,9 +3,6 @@
 #   npm run bench [-- --rounds N] [-- --big] [-- --profile] [-- --small N] [-- --keep]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
-npm run build --silent
+. scripts/ensure-built.sh
 npx tsc -p tsconfig.bench.json
 node .build/scripts/bench.js "$@"

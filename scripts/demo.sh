@@ -3,10 +3,7 @@
 #   bash scripts/demo.sh   (or: npm run demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
-npm run build --silent
+. scripts/ensure-built.sh
 # The demo seeds the source with the test fixtures (TypeScript under test/support): compile them beside it.
 npx tsc -p tsconfig.demo.json
 ln -sfn ../fixtures .build/fixtures   # the fixtures read their test keys relative to their own files

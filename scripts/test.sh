@@ -22,10 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
-npm run build --silent
+. scripts/ensure-built.sh
 # Strict type-check of everything, tests included: a type error is a defect like a failing test.
 npm run typecheck --silent
 npx vitest run "$@"
