@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { OpOptions } from '../content/storage.js';
 import { AirlockError, errorLine, isAirlockError } from '../errors.js';
-import type { CheckedArchive } from '../archive/check.js';
+import type { ArchiveManifest as ArchiveEntry, CheckedArchive } from '../archive/check.js';
 import { Semaphore } from '../graph/pool.js';
 import { digestOf, type Digest } from '../oci/digest.js';
 import { encodeJson, isIndex, successors, type Descriptor } from '../oci/manifest.js';
@@ -184,18 +184,23 @@ class Unpacker {
         const r = [...pending][0]!;
         throw new AirlockError('ARCHIVE', `referrer ${r.digest} refers to ${r.subject}, which nothing in the archive pushes to ${p.destination}`);
       }
-      for (const r of ready) {
-        pending.delete(r);
-        await this.#manifestTree(dest, p.destination, r.digest);
-        const entry = this.#o.archive.manifests.get(r.digest)!;
-        if (r.tag !== undefined) {
+      for (const r of ready) pending.delete(r);
+      await Promise.all(ready.map((r) => this.#manifestTree(dest, p.destination, r.digest)));
+      // cosign tags are plain tags; referrers are made discoverable once per subject, not once each
+      const bySubject = new Map<Digest, ArchiveEntry[]>();
+      await Promise.all(
+        ready.map(async (r) => {
+          const entry = this.#o.archive.manifests.get(r.digest)!;
+          if (r.tag === undefined) {
+            bySubject.set(r.subject, [...(bySubject.get(r.subject) ?? []), entry]);
+            return;
+          }
           await this.#sem.run(() => dest.pushManifest(entry.desc, entry.bytes, { ...this.#opts(), tag: r.tag! }));
           this.#o.onEvent?.({ type: 'manifest', repository: p.destination, digest: r.digest, action: 'pushed', tag: r.tag });
-        } else {
-          await this.#ensureListed(dest, p.destination, r.subject, entry);
-        }
-        pushedHere.add(r.digest);
-      }
+        }),
+      );
+      await Promise.all([...bySubject].map(([subject, entries]) => this.#ensureListed(dest, p.destination, subject, entries)));
+      for (const r of ready) pushedHere.add(r.digest);
     }
     // Tags last, once everything they point to (and at) exists.
     for (const im of inv.images.filter((x) => x.repository === p.source && x.tag !== undefined)) {
@@ -305,46 +310,51 @@ class Unpacker {
    * (distribution-spec "Pushing Manifests with Subject"): read, add what is
    * missing, write, read back to confirm, retry when another writer raced us.
    */
-  async #ensureListed(dest: Destination, repo: string, subject: Digest, entry: { desc: Descriptor; bytes: Buffer; manifest: import('../oci/manifest.js').Manifest }): Promise<void> {
+  async #ensureListed(dest: Destination, repo: string, subject: Digest, entries: readonly ArchiveEntry[]): Promise<void> {
     const subjectDesc = this.#o.archive.manifests.get(subject)!.desc;
     const api = await this.#sem.run(() => dest.referrersFromApi(subjectDesc, this.#opts()));
     if (api !== undefined) {
-      if (!api.some((d) => d.digest === entry.desc.digest)) {
-        throw new AirlockError('REGISTRY', `${repo}: the registry has the referrers API but does not list ${entry.desc.digest} under ${subject} after the push`, {
+      const missing = entries.filter((e) => !api.some((d) => d.digest === e.desc.digest));
+      if (missing.length > 0) {
+        throw new AirlockError('REGISTRY', `${repo}: the registry has the referrers API but does not list ${missing[0]!.desc.digest} under ${subject} after the push`, {
           side: 'destination',
         });
       }
       return;
     }
-    const wanted = referrerDescriptor(entry.manifest, entry.desc.digest, entry.desc.size, entry.desc.mediaType);
+    const wanted = entries.map((e) => referrerDescriptor(e.manifest, e.desc.digest, e.desc.size, e.desc.mediaType));
+    const absentFrom = (list: readonly Descriptor[]): Descriptor[] => wanted.filter((w) => !list.some((d) => d.digest === w.digest));
+    let added: Descriptor[] | undefined;
     for (let attempt = 0; attempt < 8; attempt++) {
       const current = await this.#sem.run(() => dest.referrersFromFallback(subjectDesc, this.#opts()));
-      if (current.list.some((d) => d.digest === wanted.digest)) {
-        if (attempt === 0) this.#o.onEvent?.({ type: 'fallback', repository: repo, subject, referrer: wanted.digest, action: 'present' });
-        return;
-      }
-      const next = encodeJson(referrersIndex([...current.list, wanted]));
+      const missing = absentFrom(current.list);
+      if (missing.length === 0) break;
+      added ??= missing;
+      // Existing entries are kept as they are; the fallback index is ours to rewrite, no signature binds it.
+      const next = encodeJson(referrersIndex([...current.list, ...missing]));
       const desc: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(next), size: next.length };
       await this.#sem.run(() => dest.pushManifest(desc, next, { ...this.#opts(), tag: fallbackTag(subject) }));
       // There is no compare-and-swap on a tag: a writer that read before our write can
       // still replace it. Confirm once at once and once after a pause longer than a
       // read-modify-write takes, so a racing writer's stale write is caught and merged.
       const check = await this.#sem.run(() => dest.referrersFromFallback(subjectDesc, this.#opts()));
-      let confirmed = check.list.some((d) => d.digest === wanted.digest);
-      if (confirmed) {
+      if (absentFrom(check.list).length === 0) {
         await new Promise((r) => setTimeout(r, 150 + 100 * Math.random()));
         const again = await this.#sem.run(() => dest.referrersFromFallback(subjectDesc, this.#opts()));
-        confirmed = again.list.some((d) => d.digest === wanted.digest);
+        if (absentFrom(again.list).length === 0) {
+          this.#report.fallbackUpdates += added.length;
+          for (const w of added) this.#o.onEvent?.({ type: 'fallback', repository: repo, subject, referrer: w.digest, action: 'added' });
+          return;
+        }
       }
-      if (confirmed) {
-        this.#report.fallbackUpdates++;
-        this.#o.onEvent?.({ type: 'fallback', repository: repo, subject, referrer: wanted.digest, action: 'added' });
-        return;
+      if (attempt === 7) {
+        throw new AirlockError('REGISTRY', `${repo}: could not add ${absentFrom(check.list)[0]?.digest ?? 'referrers'} to the fallback index ${fallbackTag(subject)} (other writers kept replacing it)`, {
+          side: 'destination',
+        });
       }
       await new Promise((r) => setTimeout(r, 20 * 2 ** attempt * Math.random()));
     }
-    throw new AirlockError('REGISTRY', `${repo}: could not add ${wanted.digest} to the fallback index ${fallbackTag(subject)} (other writers kept replacing it)`, {
-      side: 'destination',
-    });
+    // every referrer was already listed (a re-run, or another writer added them)
+    if (added === undefined) for (const w of wanted) this.#o.onEvent?.({ type: 'fallback', repository: repo, subject, referrer: w.digest, action: 'present' });
   }
 }
