@@ -191,10 +191,10 @@ class Walk {
     return reached.sort((a, b) => a.digest.localeCompare(b.digest));
   }
 
-  #addManifest(desc: Descriptor, bytes: Buffer, repository: string, what: string): Manifest {
+  #addManifest(desc: Descriptor, bytes: Buffer, repository: string, what: string, parsed?: Manifest): Manifest {
     const existing = this.#manifests.get(desc.digest);
     if (existing) return existing.manifest;
-    const manifest = parseManifest(bytes, { mediaType: desc.mediaType, what: `${what}: manifest ${desc.digest}`, side: 'source' });
+    const manifest = parsed ?? parseManifest(bytes, { mediaType: desc.mediaType, what: `${what}: manifest ${desc.digest}`, side: 'source' });
     this.#manifests.set(desc.digest, { desc, bytes, manifest, repository });
     if (!isIndex(manifest)) {
       for (const b of successors(manifest)) {
@@ -249,10 +249,17 @@ class Walk {
     );
 
     const next: Descriptor[] = [];
-    for (const f of found.sort(byFound)) {
-      const got =
-        this.#prefetched.get(f.desc.digest) ??
-        (await this.#fetchManifest(repository, f.desc.digest, `${image}: referrer ${f.desc.digest} of ${subject.digest}`));
+    const ordered = found.sort(byFound);
+    // fetch every listed manifest at once (the semaphore bounds it), then judge them in a fixed order
+    const fetched = await Promise.all(
+      ordered.map(
+        (f) =>
+          this.#prefetched.get(f.desc.digest) ??
+          this.#fetchManifest(repository, f.desc.digest, `${image}: referrer ${f.desc.digest} of ${subject.digest}`),
+      ),
+    );
+    for (const [i, f] of ordered.entries()) {
+      const got = fetched[i]!;
       const manifest = parseManifest(got.bytes, { mediaType: got.desc.mediaType, what: `referrer ${got.desc.digest}`, side: 'source' });
       if (f.foundBy !== 'cosign-tag' && manifest.subject?.digest !== subject.digest) {
         this.#warn(`${image}: ${f.foundBy} listed ${got.desc.digest} for ${subject.digest}, but its subject is ${manifest.subject?.digest ?? 'missing'}; ignored`);
@@ -281,7 +288,7 @@ class Walk {
         ...(f.tag ? { tag: f.tag } : {}),
       });
       this.#o.onEvent?.({ type: 'referrer', subject: subject.digest, digest: got.desc.digest, kind: c.kind, foundBy: f.foundBy });
-      const m = this.#addManifest(got.desc, got.bytes, repository, `${image}: referrer`);
+      const m = this.#addManifest(got.desc, got.bytes, repository, `${image}: referrer`, manifest);
       if (isIndex(m)) await this.#children(m.manifests, repository, `${image}: referrer ${got.desc.digest}`);
       next.push(got.desc);
     }
