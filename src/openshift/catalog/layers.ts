@@ -4,6 +4,7 @@ import { createGunzip } from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
 import type { Descriptor } from '../../oci/manifest.js';
 import { MediaType } from '../../oci/media-types.js';
+import { AirlockError } from '../../errors.js';
 import { catalogError } from './errors.js';
 import { IndexIgnore, INDEX_IGNORE } from './indexignore.js';
 
@@ -55,7 +56,7 @@ export interface LayerView<T> {
   readonly ignored: readonly string[];
 }
 
-type Entry<T> = { kind: 'file'; value: T } | { kind: 'ignore'; text: string } | { kind: 'dir' } | { kind: 'other' };
+type Entry<T> = { kind: 'file'; value: T } | { kind: 'bad'; error: unknown } | { kind: 'ignore'; text: string } | { kind: 'dir' } | { kind: 'other' };
 
 const MAX_IGNORE_BYTES = 1024 * 1024;
 const WHITEOUT = '.wh.';
@@ -112,12 +113,16 @@ export async function readLayerView<T>(layers: readonly LayerSource[], opts: Lay
   for (const [k, e] of ignoreFiles) ignore.add(rel(k), (e as { text: string }).text);
   const files: [string, T][] = [];
   const ignored: string[] = [];
+  const bad: [string, unknown][] = [];
   for (const [k, e] of view) {
-    if (e.kind !== 'file') continue;
+    if (e.kind !== 'file' && e.kind !== 'bad') continue;
     const r = rel(k);
     if (ignore.ignores(r)) ignored.push(r);
+    else if (e.kind === 'bad') bad.push([r, e.error]);
     else files.push([r, e.value]);
   }
+  bad.sort(([a], [b]) => walkOrder(a, b));
+  if (bad.length > 0) throw bad[0]![1];
   files.sort(([a], [b]) => walkOrder(a, b));
   ignored.sort(walkOrder);
   return { rootFound, files, ignored };
@@ -232,16 +237,37 @@ async function readEntry<T>(
         added.set(p, { kind: 'other' });
         return;
       }
+      // A file that fails to parse is an error only if it is still there, and not
+      // ignored, once every layer is applied: .indexignore may come later, and a later
+      // layer may delete or replace the file. Until then, keep the first error.
       const parser = opts.parse(rel);
-      for await (const c of entry) parser.write(c as Buffer);
-      added.set(p, { kind: 'file', value: parser.end() });
+      let error: unknown;
+      for await (const c of entry) {
+        if (error !== undefined) continue;
+        try {
+          parser.write(c as Buffer);
+        } catch (e) {
+          if (!(e instanceof AirlockError)) throw e;
+          error = e;
+        }
+      }
+      if (error === undefined) {
+        try {
+          added.set(p, { kind: 'file', value: parser.end() });
+          return;
+        } catch (e) {
+          if (!(e instanceof AirlockError)) throw e;
+          error = e;
+        }
+      }
+      added.set(p, { kind: 'bad', error });
       return;
     }
     case 'link': {
       entry.resume();
       const target = normaliseTarPath(h.linkname ?? '', layer);
       const t = added.get(target) ?? view.get(target);
-      if (!within(target, root) || t === undefined || (t.kind !== 'file' && t.kind !== 'ignore')) {
+      if (!within(target, root) || t === undefined || (t.kind !== 'file' && t.kind !== 'ignore' && t.kind !== 'bad')) {
         throw catalogError('layer', `layer ${layer}: /${p} is a hard link to /${target}, which is not a file of the catalog directory; airlock cannot read it`);
       }
       added.set(p, t);
