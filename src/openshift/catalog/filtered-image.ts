@@ -28,8 +28,11 @@ import type { CatalogImage, LoadedCatalog } from './reader.js';
  *   whiteout: everything the lower layers had in the directory is hidden) and
  *   `<configs>/catalog.json` (mode 0644), owner 0:0, mtime 0, in that order, gzip level 6.
  *   An opaque marker, not `.wh.configs` followed by a new directory in the same layer:
- *   containers/storage turns `.wh.configs` into a whiteout device that the directory
- *   entry then replaces without making it opaque, so the old catalog would show through.
+ *   the marker is what builders write when a directory is replaced within one layer, and
+ *   what overlay appliers turn into the opaque attribute; a `.wh.configs` plus a new
+ *   `configs/` in one layer is allowed by the spec but relies on the applier treating the
+ *   whiteout as acting on lower layers only (an overlay applier makes a whiteout device
+ *   that the directory entry then replaces). oc-mirror avoids this with two layers.
  * - `catalog.json` holds the filtered declarative config as opm writes it (declcfg
  *   WriteJSON order: packages by name; in each, the package, its channels by name, its
  *   bundles by name, its other objects by schema, its deprecations; then objects of no
