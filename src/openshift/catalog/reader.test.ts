@@ -3,7 +3,8 @@ import { buildImage } from '../../../test/support/openshift-catalog/layer.js';
 import { buildCatalogScenario, type CatalogScenario } from '../../../test/support/openshift-catalog/scenario.js';
 import { AirlockError, ExitCode, exitCodeFor } from '../../errors.js';
 import { parseManifest, type ImageManifest } from '../../oci/manifest.js';
-import { CATALOG_CONFIGS_LABEL, readFileBasedCatalog, type CatalogImage } from './reader.js';
+import { MediaType } from '../../oci/media-types.js';
+import { CATALOG_CONFIGS_LABEL, readFileBasedCatalog, selectCatalogManifest, type CatalogImage } from './reader.js';
 
 const HOST = 'registry.test:5000';
 let sc: CatalogScenario;
@@ -108,6 +109,20 @@ describe('readFileBasedCatalog', () => {
       const img = await buildImage([[{ name: 'configs/p.json', body: '{"Schema":"olm.package","NAME":"p","defaultchannel":"s"}' }]], { labels: { [CATALOG_CONFIGS_LABEL]: '/configs/' } });
       const c = await readFileBasedCatalog({ manifest: parseManifest(img.manifestBytes) as ImageManifest, blobs: img.store, name: 'x' });
       expect(c.packages).toEqual([{ name: 'p', defaultChannel: 's' }]);
+    });
+  });
+
+  describe('when the catalog uses Docker media types or is multi-platform', () => {
+    it('reads Docker schema 2 gzip layers', async () => {
+      const img = await buildImage([[{ name: 'configs/p.json', body: '{"schema":"olm.package","name":"p","defaultChannel":"s"}' }]], { docker: true, labels: { [CATALOG_CONFIGS_LABEL]: '/configs' } });
+      const m = parseManifest(img.manifestBytes) as ImageManifest;
+      expect(m.layers[0]!.mediaType).toBe(MediaType.DockerLayerGzip);
+      expect((await readFileBasedCatalog({ manifest: m, blobs: img.store, name: 'x' })).packages).toEqual([{ name: 'p', defaultChannel: 's' }]);
+    });
+    it('picks linux/amd64 from an index, else the first image', () => {
+      const d = (arch: string) => ({ mediaType: MediaType.OciManifest, digest: `sha256:${arch.padEnd(64, '0').replace(/[^0-9a-f]/g, '0')}` as never, size: 1, platform: { os: 'linux', architecture: arch } });
+      expect(selectCatalogManifest({ schemaVersion: 2, manifests: [d('arm64'), d('amd64')] }).platform?.architecture).toBe('amd64');
+      expect(selectCatalogManifest({ schemaVersion: 2, manifests: [d('s390x'), d('arm64')] }).platform?.architecture).toBe('s390x');
     });
   });
 });
