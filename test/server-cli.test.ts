@@ -89,6 +89,63 @@ describe('airlock serve (command)', () => {
     });
   });
 
+  describe('when asked to listen beyond loopback', () => {
+    it('refuses without authentication: exit 2, one line, nothing created', async () => {
+      const err = new PassThrough();
+      let text = '';
+      err.on('data', (c: Buffer) => (text += c.toString()));
+      const root = path.join(dir, 'public-never');
+      const code = await main(['serve', '--root', root, '--listen', '0.0.0.0:0'], { stdout: new PassThrough(), stderr: err, env: {}, cwd: process.cwd(), isTTY: false });
+      expect(code).toBe(2);
+      expect(text).toBe(
+        'airlock: refusing to listen on 0.0.0.0:0 without authentication: anyone who can reach it could push and delete images; give --htpasswd FILE (with --tls-cert/--tls-key), listen on 127.0.0.1, or accept the risk with --insecure-public\n',
+      );
+      await expect(fs.access(root)).rejects.toThrow();
+    });
+
+    it('starts with --insecure-public and warns on stderr, even under --quiet', async () => {
+      const out = new PassThrough();
+      const err = new PassThrough();
+      let text = '';
+      err.on('data', (c: Buffer) => (text += c.toString()));
+      const ac = new AbortController();
+      const done = main(['--quiet', 'serve', '--root', path.join(dir, 'public'), '--listen', '0.0.0.0:0', '--insecure-public'], { stdout: out, stderr: err, env: {}, cwd: process.cwd(), isTTY: false, signal: ac.signal });
+      const url = await new Promise<string>((resolve) => out.once('data', (c: Buffer) => resolve(c.toString().trim())));
+      expect(url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
+      ac.abort();
+      expect(await done).toBe(0);
+      expect(text).toMatch(/^airlock: warning: 0\.0\.0\.0:0 is reachable from the network with no authentication \(--insecure-public\): anyone who reaches it can push, overwrite and delete images\n$/);
+    });
+  });
+
+  describe('when limits are given', () => {
+    it('exits 2 with one line for a value that is not a size, a duration or a count', async () => {
+      for (const [flag, value, message] of [
+        ['--max-blob-size', 'lots', '--max-blob-size "lots" is not a size; write it like 1024, 512MiB or 32GiB'],
+        ['--upload-max-age', 'forever', '--upload-max-age "forever" is not a duration; write it like 30s, 15m, 24h or 7d'],
+        ['--max-uploads', '0', '--max-uploads "0" is not a positive whole number'],
+      ]) {
+        const err = new PassThrough();
+        let text = '';
+        err.on('data', (c: Buffer) => (text += c.toString()));
+        const code = await main(['serve', '--root', path.join(dir, 'limits'), '--listen', '127.0.0.1:0', flag!, value!], { stdout: new PassThrough(), stderr: err, env: {}, cwd: process.cwd(), isTTY: false });
+        expect(code).toBe(2);
+        expect(text).toBe(`airlock: ${message}\n`);
+      }
+    });
+
+    it('documents every limit and its default in --help', async () => {
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (c: Buffer) => (text += c.toString()));
+      expect(await main(['serve', '--help'], { stdout: out, stderr: new PassThrough(), env: {}, cwd: process.cwd(), isTTY: false })).toBe(0);
+      const flat = text.replace(/\s+/g, ' ');
+      for (const f of ['--max-blob-size <size>', '(default: "32GiB")', '--max-uploads <n>', '(default: "256")', '--upload-max-age <duration>', '(default: "24h")', '--body-timeout <duration>', '(default: "60s")', '--min-body-rate <size>', '(default: "1KiB")', '--idle-timeout <duration>', '(default: "30s")', '--htpasswd <file>', '--htpasswd-readonly <file>', '--access <file>', '--insecure-public', '--no-sparse-index', 'airlock serve gc --root DIR']) {
+        expect(flat).toContain(f);
+      }
+    });
+  });
+
   describe('when given a TLS certificate', () => {
     it('serves the API over HTTPS', async () => {
       const cert = path.join(dir, 'cert.pem');

@@ -73,9 +73,13 @@ describe('airlock serve', () => {
       const loc2 = new URL(p1.headers.get('location')!, base);
       const bad = await fetch(loc2, { method: 'PATCH', body: b.bytes.subarray(15), headers: { 'content-range': '15-19' } });
       expect(bad.status).toBe(416);
+      // retrying the chunk already received is out of order too
+      const retry = await fetch(loc2, { method: 'PATCH', body: b.bytes.subarray(0, 10), headers: { 'content-range': '0-9' } });
+      expect(retry.status).toBe(416);
       const status = await fetch(loc2);
       expect(status.status).toBe(204);
       expect(status.headers.get('range')).toBe('0-9');
+      expect(status.headers.get('location')).toBe(loc2.pathname);
       const p2 = await fetch(loc2, { method: 'PATCH', body: b.bytes.subarray(10), headers: { 'content-range': '10-19' } });
       expect(p2.status).toBe(202);
       expect(p2.headers.get('range')).toBe('0-19');
@@ -122,6 +126,9 @@ describe('airlock serve', () => {
       const miss = await fetch(`${base}/v2/mount/dst/blobs/uploads/?mount=${sha256('absent')}&from=mount/src`, { method: 'POST' });
       expect(miss.status).toBe(202);
       expect(miss.headers.get('location')).toMatch(/^\/v2\/mount\/dst\/blobs\/uploads\/[0-9a-f-]+$/);
+      const noFrom = await fetch(`${base}/v2/mount/dst/blobs/uploads/?mount=${sha256('absent')}`, { method: 'POST' });
+      expect(noFrom.status).toBe(202);
+      expect(noFrom.headers.get('location')).toMatch(/^\/v2\/mount\/dst\/blobs\/uploads\/[0-9a-f-]+$/);
     });
 
     it('does not mount from a "from" that is not a repository name', async () => {
@@ -466,6 +473,31 @@ describe.each([
       expect(r.headers.get('oci-filters-applied')).toBe('artifactType');
       const idx = (await r.json()) as { manifests: Array<{ digest: string }> };
       expect(idx.manifests.map((d) => d.digest)).toEqual([sha256(sbom)]);
+    });
+
+    it('lists an index that refers to the subject, with the index artifactType', async () => {
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          artifactType: 'application/vnd.example.stand',
+          manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(sig), size: sig.byteLength }],
+          subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.bytes.byteLength },
+          annotations: { 'org.example.kind': 'index' },
+        }),
+      );
+      const put = await putManifest(base, repo, sha256(index), index, OCI_INDEX);
+      expect(put.status).toBe(201);
+      expect(put.headers.get('oci-subject')).toBe(subject.digest);
+      const idx = (await (await fetch(`${base}/v2/${repo}/referrers/${subject.digest}`)).json()) as { manifests: Array<{ digest: string; artifactType?: string; annotations?: Record<string, string> }> };
+      expect(idx.manifests.find((d) => d.digest === sha256(index))).toEqual({
+        mediaType: OCI_INDEX,
+        digest: sha256(index),
+        size: index.byteLength,
+        artifactType: 'application/vnd.example.stand',
+        annotations: { 'org.example.kind': 'index' },
+      });
+      expect((await fetch(`${base}/v2/${repo}/manifests/${sha256(index)}`, { method: 'DELETE' })).status).toBe(202);
     });
 
     it('answers an empty index for an unknown digest', async () => {

@@ -51,21 +51,32 @@ export interface ServerBackend {
   close?(): Promise<void>;
 }
 
+/** How a chunk must fit the upload it is appended to. */
+export interface AppendOptions {
+  /**
+   * Where the chunk starts (`Content-Range: <start>-<end>`); it must equal the bytes
+   * received so far (distribution-spec "Pushing a blob in chunks": otherwise 416).
+   */
+  readonly offset?: number;
+  /** How many bytes the chunk has (`<end> - <start> + 1`): more or fewer is refused (400) and undone. */
+  readonly length?: number;
+}
+
 export interface WritableBackend extends ServerBackend {
   /** open an upload session; returns its id */
   startUpload(repo: string): Promise<string>;
   /** bytes received so far, or undefined for an unknown session */
   uploadSize(repo: string, id: string): Promise<number | undefined>;
-  /**
-   * Append a chunk. `offset`, when given, must equal the bytes received so far
-   * (distribution-spec "Pushing a blob in chunks": otherwise 416). Returns the new size.
-   */
-  appendUpload(repo: string, id: string, body: Readable, offset?: number): Promise<number>;
+  /** Append a chunk (streamed; bounded by the back end's size limit). Returns the new size. */
+  appendUpload(repo: string, id: string, body: Readable, opts?: AppendOptions): Promise<number>;
   /** Append the last (optional) chunk, check the digest, and make the blob visible. */
-  completeUpload(repo: string, id: string, digest: Digest, body?: Readable): Promise<BlobStat>;
+  completeUpload(repo: string, id: string, digest: Digest, body?: Readable, opts?: AppendOptions): Promise<BlobStat>;
   cancelUpload(repo: string, id: string): Promise<boolean>;
-  /** Link a blob from `from` (or any repository, when undefined) into `repo`; false when unknown. */
-  mountBlob(repo: string, from: string | undefined, digest: Digest): Promise<boolean>;
+  /**
+   * Link a blob from `from` into `repo`; false when `from` does not have it. Without
+   * `from`, any repository that `mayRead` allows and that has the blob will do.
+   */
+  mountBlob(repo: string, from: string | undefined, digest: Digest, mayRead?: (repo: string) => boolean): Promise<boolean>;
   deleteBlob(repo: string, digest: Digest): Promise<boolean>;
   /** Validate and store manifest bytes under a tag or digest. */
   putManifest(repo: string, reference: string, bytes: Buffer, contentType: string | undefined): Promise<PutManifestResult>;

@@ -1,166 +1,132 @@
-import { createHash, type Hash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
-import { type Digest, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
+import { type Digest, isDigest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { referrerDescriptor } from '../oci/referrers.js';
 import { MediaType } from '../oci/media-types.js';
-import type { BlobRead, BlobStat, ByteRange, PutManifestResult, StoredManifest, WritableBackend } from './backend.js';
+import type { AppendOptions, BlobRead, BlobStat, ByteRange, PutManifestResult, StoredManifest, WritableBackend } from './backend.js';
 import { TAG_RE } from './backend.js';
+import { compare, DirLayout, exists } from './dir-layout.js';
+import { UploadStore } from './dir-uploads.js';
 import { DistributionError } from './errors.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { KeyedMutex } from './mutex.js';
-import { checkManifest, parseReference, requiredChildren } from './validate.js';
+import { acquireRootLock, type RootLock } from './root-lock.js';
+import { checkManifest, parseReference, requiredDescriptors } from './validate.js';
 
-/**
- * On-disk layout (docs/serve.md):
- *   oci-layout, index.json           an OCI image layout (image-spec image-layout.md)
- *   blobs/<alg>/<hex>                every blob and manifest, shared by all repositories
- *   repositories/<name>/_blobs/<alg>/<hex>       link: blob is in the repository
- *   repositories/<name>/_manifests/<alg>/<hex>   link: {"mediaType","size"} of a manifest
- *   repositories/<name>/_tags/<tag>              the digest the tag points at
- *   repositories/<name>/_referrers/<alg>/<subject-hex>/<alg>-<hex>   a referrer's descriptor
- *   uploads/<uuid>, uploads/<uuid>.repo          upload sessions
- *   tmp/                                         temp files, renamed into place
- * Repository path components cannot start with "_" (the <name> grammar), so the
- * metadata directories never collide with a nested repository.
- * Every file appears by rename, so a reader sees either the old or the new content.
- */
 interface ManifestLink {
   mediaType: string;
   size: number;
 }
 
-interface UploadHash {
-  hash: Hash;
-  /** bytes fed to `hash`; compared with the file size before the hash is trusted */
-  size: number;
+export interface DirectoryBackendOptions {
+  /**
+   * Open without writing: no lock on the root, no sweep of upload sessions. The HTTP
+   * layer refuses writes itself (`--read-only`); this lets such a server share the root
+   * with the writable one.
+   */
+  readOnly?: boolean;
+  maxBlobBytes?: number;
+  maxUploads?: number;
+  uploadMaxAgeMs?: number;
+  uploadSweepIntervalMs?: number;
+  /** accept an index whose child manifests are absent (default true; validate.ts) */
+  sparseIndex?: boolean;
+  /** told how many stale upload sessions each sweep removed, when it removed any */
+  onSweep?: (removed: number) => void;
 }
 
+/**
+ * Read-write storage for `airlock serve --root DIR` (layout: dir-layout.ts, docs/serve.md).
+ * Every file appears by rename, so a reader sees either the old or the new content.
+ */
 export class DirectoryBackend implements WritableBackend {
   readonly root: string;
+  readonly #layout: DirLayout;
   readonly #mutex = new KeyedMutex();
-  readonly #uploadHashes = new Map<string, UploadHash>();
+  readonly #uploads: UploadStore;
+  readonly #sparseIndex: boolean;
+  #lock: RootLock | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<unknown> = Promise.resolve();
 
-  private constructor(root: string) {
-    this.root = root;
+  private constructor(layout: DirLayout, opts: DirectoryBackendOptions) {
+    this.#layout = layout;
+    this.root = layout.root;
+    this.#sparseIndex = opts.sparseIndex ?? true;
+    this.#uploads = new UploadStore(layout, this.#mutex, {
+      maxBlobBytes: opts.maxBlobBytes ?? DEFAULT_LIMITS.maxBlobBytes,
+      maxSessions: opts.maxUploads ?? DEFAULT_LIMITS.maxUploads,
+      maxAgeMs: opts.uploadMaxAgeMs ?? DEFAULT_LIMITS.uploadMaxAgeMs,
+    });
   }
 
-  /** Open (creating if needed) a storage directory. */
-  static async open(root: string): Promise<DirectoryBackend> {
-    const b = new DirectoryBackend(path.resolve(root));
+  /** Open (creating if needed) a storage directory; a writable one is locked (root-lock.ts). */
+  static async open(root: string, opts: DirectoryBackendOptions = {}): Promise<DirectoryBackend> {
+    const b = new DirectoryBackend(new DirLayout(root), opts);
+    const l = b.#layout;
     try {
       for (const d of ['blobs/sha256', 'blobs/sha512', 'repositories', 'uploads', 'tmp']) {
-        await fs.mkdir(path.join(b.root, d), { recursive: true });
-      }
-      if (!(await exists(path.join(b.root, 'oci-layout')))) {
-        await b.#writeAtomic(path.join(b.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-      }
-      await b.#sweepTmp();
-      if (!(await exists(path.join(b.root, 'index.json')))) {
-        await b.#writeAtomic(path.join(b.root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
+        await fs.mkdir(path.join(l.root, d), { recursive: true });
       }
     } catch (e) {
-      throw new AirlockError('IO', `cannot prepare the registry storage at ${b.root}: ${(e as Error).message}; check the path and its permissions`, { cause: e, side: 'local' });
+      throw new AirlockError('IO', `cannot prepare the registry storage at ${l.root}: ${(e as Error).message}; check the path and its permissions`, { cause: e, side: 'local' });
+    }
+    if (!opts.readOnly) b.#lock = await acquireRootLock(l.root, 'serve');
+    try {
+      if (!(await exists(path.join(l.root, 'oci-layout')))) {
+        await l.writeAtomic(path.join(l.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      }
+      await sweepTmp(l);
+      if (!(await exists(path.join(l.root, 'index.json')))) {
+        await l.writeAtomic(path.join(l.root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
+      }
+      if (!opts.readOnly) {
+        // stale sessions go at start, then on a timer
+        const removed = await b.#uploads.sweep();
+        if (removed > 0) opts.onSweep?.(removed);
+        const every = opts.uploadSweepIntervalMs ?? DEFAULT_LIMITS.uploadSweepIntervalMs;
+        b.#timer = setInterval(() => {
+          b.#sweeping = b.#uploads.sweep().then((n) => (n > 0 ? opts.onSweep?.(n) : undefined), () => undefined);
+        }, every);
+        b.#timer.unref();
+      }
+    } catch (e) {
+      await b.close();
+      if (e instanceof AirlockError) throw e;
+      throw new AirlockError('IO', `cannot prepare the registry storage at ${l.root}: ${(e as Error).message}; check the path and its permissions`, { cause: e, side: 'local' });
     }
     return b;
   }
 
-  /**
-   * Remove temp files left by a crash. Only old ones: another server process on the
-   * same root (a read-only one, say) may be writing a fresh one right now.
-   */
-  async #sweepTmp(): Promise<void> {
-    const dir = path.join(this.root, 'tmp');
-    const cutoff = Date.now() - 60 * 60 * 1000;
-    for (const n of await fs.readdir(dir)) {
-      try {
-        const st = await fs.stat(path.join(dir, n));
-        if (st.mtimeMs < cutoff) await fs.rm(path.join(dir, n), { force: true });
-      } catch {
-        // vanished meanwhile: renamed into place by its writer
-      }
-    }
+  /** Stop the sweep timer and release the root. */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#sweeping;
+    await this.#lock?.release();
+    this.#lock = undefined;
   }
 
-  // ---- paths
-
-  #blobPath(d: Digest): string {
-    return path.join(this.root, 'blobs', digestAlgorithm(d), digestHex(d));
-  }
-
-  #repoDir(repo: string): string {
-    return path.join(this.root, 'repositories', ...repo.split('/'));
-  }
-
-  #link(repo: string, kind: '_blobs' | '_manifests', d: Digest): string {
-    return path.join(this.#repoDir(repo), kind, digestAlgorithm(d), digestHex(d));
-  }
-
-  #tagPath(repo: string, tag: string): string {
-    return path.join(this.#repoDir(repo), '_tags', tag);
-  }
-
-  #referrersDir(repo: string, subject: Digest): string {
-    return path.join(this.#repoDir(repo), '_referrers', digestAlgorithm(subject), digestHex(subject));
-  }
-
-  #referrerPath(repo: string, subject: Digest, referrer: Digest): string {
-    return path.join(this.#referrersDir(repo, subject), `${digestAlgorithm(referrer)}-${digestHex(referrer)}`);
-  }
-
-  #uploadPath(id: string): string {
-    if (!/^[0-9a-f-]{36}$/.test(id)) throw new DistributionError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown`);
-    return path.join(this.root, 'uploads', id);
-  }
-
-  /** temp file + rename: readers never see a half-written file. */
-  async #writeAtomic(target: string, data: string | Buffer): Promise<void> {
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    const tmp = path.join(this.root, 'tmp', randomUUID());
-    const fh = await fs.open(tmp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await fs.rename(tmp, target);
-    } catch (e) {
-      await fs.rm(tmp, { force: true });
-      throw e;
-    }
+  /** Upload sessions open now (for tests and the request log). */
+  get openUploads(): number {
+    return this.#uploads.openSessions;
   }
 
   // ---- reads
 
-  async repositories(): Promise<string[]> {
-    const out: string[] = [];
-    const walk = async (dir: string, prefix: string): Promise<void> => {
-      let entries: import('node:fs').Dirent[];
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      if (entries.some((e) => e.name === '_manifests' || e.name === '_blobs')) out.push(prefix);
-      for (const e of entries) {
-        if (e.isDirectory() && !e.name.startsWith('_')) await walk(path.join(dir, e.name), prefix === '' ? e.name : `${prefix}/${e.name}`);
-      }
-    };
-    await walk(path.join(this.root, 'repositories'), '');
-    return out.filter((r) => r !== '').sort(compare);
+  repositories(): Promise<string[]> {
+    return this.#layout.repositories();
   }
 
   async tags(repo: string): Promise<string[] | undefined> {
-    if (!(await exists(this.#repoDir(repo)))) return undefined;
+    if (!(await exists(this.#layout.repo(repo)))) return undefined;
     let names: string[];
     try {
-      names = await fs.readdir(path.join(this.#repoDir(repo), '_tags'));
+      names = await fs.readdir(path.join(this.#layout.repo(repo), '_tags'));
     } catch {
       names = [];
     }
@@ -168,9 +134,10 @@ export class DirectoryBackend implements WritableBackend {
   }
 
   async statBlob(repo: string, digest: Digest): Promise<BlobStat | undefined> {
-    if (!(await exists(this.#link(repo, '_blobs', digest))) && !(await exists(this.#link(repo, '_manifests', digest)))) return undefined;
+    const l = this.#layout;
+    if (!(await exists(l.link(repo, '_blobs', digest))) && !(await exists(l.link(repo, '_manifests', digest)))) return undefined;
     try {
-      const st = await fs.stat(this.#blobPath(digest));
+      const st = await fs.stat(l.blob(digest));
       return { digest, size: st.size };
     } catch {
       return undefined;
@@ -182,13 +149,13 @@ export class DirectoryBackend implements WritableBackend {
     if (!st) return undefined;
     // Blobs are never rewritten in place (content-addressed, renamed into place), so
     // a stream opened now reads exactly the bytes that were verified on the way in.
-    const stream = createReadStream(this.#blobPath(digest), range ? { start: range.start, end: range.end } : {});
+    const stream = createReadStream(this.#layout.blob(digest), range ? { start: range.start, end: range.end } : {});
     return { ...st, stream };
   }
 
   async #manifestLink(repo: string, digest: Digest): Promise<ManifestLink | undefined> {
     try {
-      const v = JSON.parse(await fs.readFile(this.#link(repo, '_manifests', digest), 'utf8')) as ManifestLink;
+      const v = JSON.parse(await fs.readFile(this.#layout.link(repo, '_manifests', digest), 'utf8')) as ManifestLink;
       return typeof v.mediaType === 'string' && typeof v.size === 'number' ? v : undefined;
     } catch {
       return undefined;
@@ -197,7 +164,7 @@ export class DirectoryBackend implements WritableBackend {
 
   async #resolveTag(repo: string, tag: string): Promise<Digest | undefined> {
     try {
-      const d = (await fs.readFile(this.#tagPath(repo, tag), 'utf8')).trim();
+      const d = (await fs.readFile(this.#layout.tag(repo, tag), 'utf8')).trim();
       return isDigest(d) ? d : undefined;
     } catch {
       return undefined;
@@ -212,7 +179,7 @@ export class DirectoryBackend implements WritableBackend {
     if (!link) return undefined;
     let bytes: Buffer;
     try {
-      bytes = await fs.readFile(this.#blobPath(digest));
+      bytes = await fs.readFile(this.#layout.blob(digest));
     } catch {
       return undefined;
     }
@@ -220,7 +187,7 @@ export class DirectoryBackend implements WritableBackend {
   }
 
   async referrers(repo: string, subject: Digest): Promise<Descriptor[]> {
-    const dir = this.#referrersDir(repo, subject);
+    const dir = this.#layout.referrersDir(repo, subject);
     let names: string[];
     try {
       names = await fs.readdir(dir);
@@ -241,126 +208,59 @@ export class DirectoryBackend implements WritableBackend {
     return out;
   }
 
-  // ---- uploads
+  // ---- uploads (dir-uploads.ts)
 
-  async startUpload(repo: string): Promise<string> {
-    const id = randomUUID();
-    await this.#writeAtomic(`${this.#uploadPath(id)}.repo`, repo);
-    await this.#writeAtomic(this.#uploadPath(id), Buffer.alloc(0));
-    this.#uploadHashes.set(id, { hash: createHash('sha256'), size: 0 });
-    return id;
+  startUpload(repo: string): Promise<string> {
+    return this.#uploads.start(repo);
   }
 
-  async #checkUpload(repo: string, id: string): Promise<number> {
-    const p = this.#uploadPath(id);
-    let owner: string;
-    try {
-      owner = await fs.readFile(`${p}.repo`, 'utf8');
-    } catch {
-      throw new DistributionError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or finished`);
-    }
-    if (owner !== repo) throw new DistributionError('BLOB_UPLOAD_UNKNOWN', `upload ${id} does not belong to ${repo}`);
-    try {
-      return (await fs.stat(p)).size;
-    } catch {
-      throw new DistributionError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or finished`);
-    }
+  uploadSize(repo: string, id: string): Promise<number | undefined> {
+    return this.#uploads.size(repo, id);
   }
 
-  async uploadSize(repo: string, id: string): Promise<number | undefined> {
-    try {
-      return await this.#checkUpload(repo, id);
-    } catch (e) {
-      if (e instanceof DistributionError && e.specCode === 'BLOB_UPLOAD_UNKNOWN') return undefined;
-      throw e;
-    }
+  appendUpload(repo: string, id: string, body: Readable, opts?: AppendOptions): Promise<number> {
+    return this.#uploads.append(repo, id, body, opts);
   }
 
-  async appendUpload(repo: string, id: string, body: Readable, offset?: number): Promise<number> {
-    return this.#mutex.run(`upload:${id}`, () => this.#append(repo, id, body, offset));
+  completeUpload(repo: string, id: string, digest: Digest, body?: Readable, opts: AppendOptions = {}): Promise<BlobStat> {
+    return this.#uploads.complete(repo, id, digest, body, opts, (d) => this.#linkBlob(repo, d));
   }
 
-  async #append(repo: string, id: string, body: Readable, offset?: number): Promise<number> {
-    const size = await this.#checkUpload(repo, id);
-    if (offset !== undefined && offset !== size) {
-      body.resume();
-      throw new DistributionError('BLOB_UPLOAD_INVALID', `chunk starts at ${offset} but upload ${id} has ${size} bytes; resume at ${size}`, {
-        status: 416,
-        detail: { size },
-      });
-    }
-    let state = this.#uploadHashes.get(id);
-    if (state && state.size !== size) state = undefined;
-    if (!state && size === 0) state = { hash: createHash('sha256'), size: 0 };
-    const tap = state ? new HashTap(state) : undefined;
-    if (state) this.#uploadHashes.set(id, state);
-    else this.#uploadHashes.delete(id);
-    const out = createWriteStream(this.#uploadPath(id), { flags: 'a' });
-    // Streamed straight to the file: memory does not grow with the chunk size.
-    if (tap) await pipeline(body, tap, out);
-    else await pipeline(body, out);
-    return (await fs.stat(this.#uploadPath(id))).size;
+  cancelUpload(repo: string, id: string): Promise<boolean> {
+    return this.#uploads.cancel(repo, id);
   }
 
-  async completeUpload(repo: string, id: string, digest: Digest, body?: Readable): Promise<BlobStat> {
-    return this.#mutex.run(`upload:${id}`, async () => {
-      const size = body ? await this.#append(repo, id, body) : await this.#checkUpload(repo, id);
-      const p = this.#uploadPath(id);
-      const actual = await this.#uploadDigest(id, p, size, digestAlgorithm(digest));
-      if (actual !== digest) {
-        await this.#dropUpload(id);
-        throw new DistributionError('DIGEST_INVALID', `uploaded content hashes to ${actual}, not ${digest}`, { detail: { digest } });
-      }
-      const target = this.#blobPath(digest);
-      // rename is atomic: two clients finishing the same blob each rename identical bytes
-      await fs.rename(p, target);
-      await this.#dropUpload(id);
-      await this.#linkBlob(repo, digest);
-      return { digest, size };
-    });
-  }
-
-  async #uploadDigest(id: string, file: string, size: number, alg: 'sha256' | 'sha512'): Promise<Digest> {
-    const state = this.#uploadHashes.get(id);
-    if (alg === 'sha256' && state && state.size === size) return `sha256:${state.hash.digest('hex')}` as Digest;
-    // after a restart (or a failed chunk) the running hash is gone: hash the file, streamed
-    const h = createHash(alg);
-    await pipeline(createReadStream(file), new HashTap({ hash: h, size: 0 }), async (src: AsyncIterable<Buffer>) => {
-      for await (const _ of src) void _;
-    });
-    return `${alg}:${h.digest('hex')}` as Digest;
-  }
-
-  async #dropUpload(id: string): Promise<void> {
-    this.#uploadHashes.delete(id);
-    const p = this.#uploadPath(id);
-    await fs.rm(p, { force: true });
-    await fs.rm(`${p}.repo`, { force: true });
-  }
-
-  async cancelUpload(repo: string, id: string): Promise<boolean> {
-    return this.#mutex.run(`upload:${id}`, async () => {
-      if ((await this.uploadSize(repo, id)) === undefined) return false;
-      await this.#dropUpload(id);
-      return true;
-    });
+  /** Stale sessions, now (the timer does the same). */
+  sweepUploads(now?: number): Promise<number> {
+    return this.#uploads.sweep(now);
   }
 
   async #linkBlob(repo: string, digest: Digest): Promise<void> {
-    await this.#writeAtomic(this.#link(repo, '_blobs', digest), digest);
+    await this.#layout.writeAtomic(this.#layout.link(repo, '_blobs', digest), digest);
   }
 
-  async mountBlob(repo: string, from: string | undefined, digest: Digest): Promise<boolean> {
-    const known = from === undefined ? await exists(this.#blobPath(digest)) : (await this.statBlob(from, digest)) !== undefined;
-    if (!known) return false;
+  async mountBlob(repo: string, from: string | undefined, digest: Digest, mayRead: (repo: string) => boolean = () => true): Promise<boolean> {
+    let source = from;
+    if (source === undefined) {
+      // automatic content discovery, among the repositories the caller may read only:
+      // a digest alone must not reveal or copy what another repository holds
+      for (const r of await this.repositories()) {
+        if (r !== repo && mayRead(r) && (await this.statBlob(r, digest))) {
+          source = r;
+          break;
+        }
+      }
+    }
+    if (source === undefined || !mayRead(source) || !(await this.statBlob(source, digest))) return false;
     await this.#linkBlob(repo, digest);
     return true;
   }
 
   async deleteBlob(repo: string, digest: Digest): Promise<boolean> {
     // The shared blob stays (another repository may link it); only this link goes.
+    // `airlock serve gc` removes bytes that nothing references any more.
     try {
-      await fs.rm(this.#link(repo, '_blobs', digest));
+      await fs.rm(this.#layout.link(repo, '_blobs', digest));
       return true;
     } catch {
       return false;
@@ -370,37 +270,45 @@ export class DirectoryBackend implements WritableBackend {
   // ---- manifests
 
   async putManifest(repo: string, reference: string, bytes: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+    const l = this.#layout;
     const { manifest, mediaType, digest } = checkManifest(bytes, contentType, reference);
     const ref = parseReference(reference);
-    const need = requiredChildren(manifest);
+    const need = requiredDescriptors(manifest, { sparseIndex: this.#sparseIndex });
     const missing: string[] = [];
-    for (const d of need.blobs) if (!(await this.statBlob(repo, d.digest))) missing.push(d.digest);
+    for (const d of need.blobs) {
+      const st = await this.statBlob(repo, d.digest);
+      if (!st) missing.push(d.digest);
+      else if (st.size !== d.size) {
+        throw new DistributionError('MANIFEST_INVALID', `manifest says ${d.digest} has ${d.size} bytes, but the blob in ${repo} has ${st.size}`, { detail: { digest: d.digest } });
+      }
+    }
     for (const d of need.manifests) if (!(await this.#manifestLink(repo, d.digest))) missing.push(d.digest);
     if (missing.length > 0) {
       throw new DistributionError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} unknown blob(s) or manifest(s) in ${repo}, first ${missing[0]}; push them first`, {
         detail: { digest: missing[0] },
       });
     }
-    if (!(await exists(this.#blobPath(digest)))) await this.#writeAtomic(this.#blobPath(digest), bytes);
+    if (!(await exists(l.blob(digest)))) await l.writeAtomic(l.blob(digest), bytes);
     const subject = manifest.subject?.digest;
     await this.#mutex.run(`repo:${repo}`, async () => {
-      await this.#writeAtomic(this.#link(repo, '_manifests', digest), JSON.stringify({ mediaType, size: bytes.byteLength } satisfies ManifestLink));
-      if ('tag' in ref) await this.#writeAtomic(this.#tagPath(repo, ref.tag), digest);
+      await l.writeAtomic(l.link(repo, '_manifests', digest), JSON.stringify({ mediaType, size: bytes.byteLength } satisfies ManifestLink));
+      if ('tag' in ref) await l.writeAtomic(l.tag(repo, ref.tag), digest);
       if (subject !== undefined) {
         // one file per referrer: concurrent pushes of referrers never overwrite each other
         const desc = referrerDescriptor(manifest, digest, bytes.byteLength, mediaType);
-        await this.#writeAtomic(this.#referrerPath(repo, subject, digest), JSON.stringify(desc));
+        await l.writeAtomic(l.referrer(repo, subject, digest), JSON.stringify(desc));
       }
     });
     return subject === undefined ? { digest } : { digest, subject };
   }
 
   async deleteManifest(repo: string, reference: string): Promise<boolean> {
+    const l = this.#layout;
     const ref = parseReference(reference);
     return this.#mutex.run(`repo:${repo}`, async () => {
       if ('tag' in ref) {
         try {
-          await fs.rm(this.#tagPath(repo, ref.tag));
+          await fs.rm(l.tag(repo, ref.tag));
           return true;
         } catch {
           return false;
@@ -415,39 +323,33 @@ export class DirectoryBackend implements WritableBackend {
       } catch {
         // stored bytes were validated on push; nothing to do
       }
-      if (subject !== undefined) await fs.rm(this.#referrerPath(repo, subject, ref.digest), { force: true });
+      if (subject !== undefined) await fs.rm(l.referrer(repo, subject, ref.digest), { force: true });
       for (const tag of (await this.tags(repo)) ?? []) {
-        if ((await this.#resolveTag(repo, tag)) === ref.digest) await fs.rm(this.#tagPath(repo, tag), { force: true });
+        if ((await this.#resolveTag(repo, tag)) === ref.digest) await fs.rm(l.tag(repo, tag), { force: true });
       }
-      await fs.rm(this.#link(repo, '_manifests', ref.digest), { force: true });
+      await fs.rm(l.link(repo, '_manifests', ref.digest), { force: true });
       return true;
     });
   }
 }
 
-class HashTap extends Transform {
-  readonly #state: UploadHash;
-  constructor(state: UploadHash) {
-    super();
-    this.#state = state;
+/**
+ * Remove temp files left by a crash. Only old ones: a read-only server on the same root
+ * may be writing nothing, but a writer that just started may be writing a fresh one.
+ */
+export async function sweepTmp(l: DirLayout, olderThanMs = 60 * 60 * 1000): Promise<number> {
+  const cutoff = Date.now() - olderThanMs;
+  let removed = 0;
+  for (const n of await fs.readdir(l.tmpDir).catch(() => [] as string[])) {
+    try {
+      const st = await fs.stat(path.join(l.tmpDir, n));
+      if (st.mtimeMs < cutoff) {
+        await fs.rm(path.join(l.tmpDir, n), { force: true });
+        removed++;
+      }
+    } catch {
+      // vanished meanwhile: renamed into place by its writer
+    }
   }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#state.hash.update(chunk);
-    this.#state.size += chunk.length;
-    cb(null, chunk);
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fs.access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Lexical order by code unit, as distribution-spec asks of tag and catalog listings. */
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return removed;
 }

@@ -4,6 +4,7 @@ import { type Descriptor, isIndex, type Manifest, parseManifest } from '../oci/m
 import { isIndexMediaType, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES } from '../oci/media-types.js';
 import { DistributionError } from './errors.js';
 import { TAG_RE } from './backend.js';
+import { findKeyProblem } from './strict-json.js';
 
 export interface CheckedManifest {
   readonly manifest: Manifest;
@@ -32,6 +33,25 @@ export function parseReference(reference: string): { digest: Digest } | { tag: s
 }
 
 /**
+ * A reference to read (GET, HEAD) or delete: one that cannot be a tag or digest names
+ * nothing, so it is unknown (404 MANIFEST_UNKNOWN, as distribution-spec's pull section and
+ * its conformance suite ask), not a bad request; only a PUT of one is refused with 400.
+ */
+export function parseReadReference(name: string, reference: string): { digest: Digest } | { tag: string } {
+  try {
+    return parseReference(reference);
+  } catch (e) {
+    if (e instanceof DistributionError) throw manifestUnknown(name, reference);
+    throw e;
+  }
+}
+
+export function manifestUnknown(name: string, reference: string): DistributionError {
+  const shown = reference.slice(0, 140);
+  return new DistributionError('MANIFEST_UNKNOWN', `manifest ${shown} is not in ${name}`, { detail: { name, reference: shown } });
+}
+
+/**
  * Check pushed manifest bytes: size cap, JSON, schemaVersion, a media type we store,
  * agreement between `Content-Type` and the body's `mediaType` (image-spec manifest.md
  * "mediaType ... when used, MUST" match), and the digest in the URL if one was given.
@@ -48,6 +68,22 @@ export function checkManifest(bytes: Buffer, contentType: string | undefined, re
   } catch (e) {
     if (isAirlockError(e)) throw new DistributionError('MANIFEST_INVALID', e.message, { cause: e });
     throw e;
+  }
+  // Two parsers must not read two manifests from these bytes (strict-json.ts).
+  const problem = findKeyProblem(bytes.toString('utf8'));
+  if (problem) {
+    const where = problem.path === '' ? 'the manifest' : `the object at ${problem.path}`;
+    const why =
+      problem.kind === 'duplicate'
+        ? `repeats the key "${problem.key.slice(0, 64)}"`
+        : problem.kind === 'case-fold'
+          ? `has the key "${problem.key.slice(0, 64)}", which Go clients read as the same field as another key`
+          : 'nests deeper than a manifest can';
+    throw new DistributionError('MANIFEST_INVALID', `${where} ${why}; push a manifest whose every key appears once`, { detail: { path: problem.path, key: problem.key.slice(0, 64) } });
+  }
+  const fields = manifest as unknown as Record<string, unknown>;
+  if (isIndex(manifest) ? 'config' in fields || 'layers' in fields : 'manifests' in fields) {
+    throw new DistributionError('MANIFEST_INVALID', `manifest has the fields of both an image manifest and an index; push one or the other`);
   }
   const own = typeof manifest.mediaType === 'string' ? manifest.mediaType : undefined;
   if (own !== undefined && declared !== undefined && own !== declared) {
@@ -67,16 +103,62 @@ export function checkManifest(bytes: Buffer, contentType: string | undefined, re
   return { manifest, mediaType, digest };
 }
 
+/** Layer media types that clients fetch from their `urls` (image-spec layer.md, Docker foreign layers). */
+const NON_DISTRIBUTABLE = new Set([
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+]);
+
+export interface RequiredDescriptors {
+  /** must be blobs of the repository, of the size the descriptor says */
+  readonly blobs: readonly Descriptor[];
+  /** must be manifests of the repository */
+  readonly manifests: readonly Descriptor[];
+}
+
 /**
- * Descriptors that must already be in the repository before the manifest is accepted
- * (distribution-spec "Pushing Manifests": MANIFEST_BLOB_UNKNOWN otherwise). Layers
- * with `urls` (non-distributable) may legitimately live elsewhere.
+ * Every descriptor the registry would serve must be there before the manifest is
+ * (distribution-spec "Pushing Manifests": MANIFEST_BLOB_UNKNOWN otherwise): the config and
+ * every layer. As in Distribution, only a non-distributable (foreign) layer with `urls` may
+ * be absent, since clients fetch it from those URLs; `urls` on any other layer are refused,
+ * not taken as a reason to skip the check. A `subject` need not exist (the spec requires
+ * accepting referrers before their subject).
+ *
+ * An index's children are required unless `sparseIndex`: distribution-spec lets a
+ * registry accept or refuse an index whose children are absent ("MAY reject"), and an
+ * archive packed with a platform filter carries the index bytes whole (its digest and
+ * signatures intact) but only the chosen platforms.
  */
-export function requiredChildren(m: Manifest): { manifests: Descriptor[]; blobs: Descriptor[] } {
-  // An index is accepted with absent children (a sparse index): distribution-spec lets a
-  // registry accept or refuse it ("MAY reject"), and an archive packed with a platform
-  // filter carries the index bytes whole (its digest and signatures intact) but only the
-  // chosen platforms. Pulling an absent platform then fails at the child, as it should.
-  if (isIndex(m)) return { manifests: [], blobs: [] };
-  return { manifests: [], blobs: [m.config, ...m.layers.filter((l) => !(l.urls && l.urls.length > 0))] };
+export function requiredDescriptors(m: Manifest, opts: { sparseIndex: boolean }): RequiredDescriptors {
+  if (isIndex(m)) return { blobs: [], manifests: opts.sparseIndex ? [] : m.manifests };
+  const blobs: Descriptor[] = [m.config];
+  m.layers.forEach((l, i) => {
+    const urls = l.urls ?? [];
+    if (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string')) {
+      throw new DistributionError('MANIFEST_INVALID', `layers[${i}] has urls that are not a list of strings`);
+    }
+    if (urls.length === 0) {
+      blobs.push(l);
+      return;
+    }
+    if (!NON_DISTRIBUTABLE.has(l.mediaType)) {
+      throw new DistributionError('MANIFEST_INVALID', `layers[${i}] (${l.mediaType.slice(0, 100)}) has urls, which only non-distributable layers may have; push the layer instead`, {
+        detail: { digest: l.digest },
+      });
+    }
+    for (const u of urls) {
+      let url: URL | undefined;
+      try {
+        url = new URL(u);
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.hash !== '') {
+        throw new DistributionError('MANIFEST_INVALID', `layers[${i}] has a url that is not an http(s) URL without a fragment`, { detail: { digest: l.digest } });
+      }
+    }
+  });
+  return { blobs, manifests: [] };
 }
